@@ -1,0 +1,45 @@
+"""ServingModelBuilder: the Trainer's model + catalog -> the model we serve.
+
+The standard Trainer sees one Examples channel (the ratings), so the movie
+catalog (titles, years) and the retrieval index are joined here, in a step
+with its own lineage: inputs are the trained core model, the Transform graph
+(vocabularies), the transformed ratings (what each user already rated,
+popularity, mean ratings) and the catalog examples; the output is a `Model`
+artifact the Evaluator checks and the Pusher pushes.
+"""
+
+
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+from tfx import v1 as tfx
+from tfx.types import standard_artifacts
+
+from components.serving_model_builder import builder
+
+
+@tfx.dsl.components.component
+def ServingModelBuilder(
+    model: tfx.dsl.components.InputArtifact[standard_artifacts.Model],
+    transform_graph: tfx.dsl.components.InputArtifact[standard_artifacts.TransformGraph],
+    transformed_examples: tfx.dsl.components.InputArtifact[standard_artifacts.Examples],
+    movies: tfx.dsl.components.InputArtifact[standard_artifacts.Examples],
+    serving_model: tfx.dsl.components.OutputArtifact[standard_artifacts.Model],
+    top_k: tfx.dsl.components.Parameter[int],
+    rating_min: tfx.dsl.components.Parameter[float],
+    rating_max: tfx.dsl.components.Parameter[float],
+    code_version: tfx.dsl.components.Parameter[str] = "",
+) -> None:
+  """Writes the serving SavedModel to `<serving_model.uri>/Format-Serving`.
+
+  `code_version` is a fingerprint of this component's and the serving
+  module's source: it is part of the cache key, so editing them re-runs this step.
+  """
+  del code_version  # Only there for the cache key.
+  report = builder.build_from_artifacts(
+      model_uri=model.uri, transform_graph_uri=transform_graph.uri,
+      transformed_examples=transformed_examples, movies=movies,
+      output_uri=serving_model.uri, top_k=top_k, rating_min=rating_min, rating_max=rating_max)
+  for name, value in report.items():
+    serving_model.set_int_custom_property(name, int(value))

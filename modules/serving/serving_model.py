@@ -1,0 +1,175 @@
+"""The serving model: the Trainer's core model plus an exact retrieval index.
+
+Everything here is stock TensorFlow, so TensorFlow Serving (or any process
+that imports only TensorFlow) can load and answer it. Signatures (the serving
+contract of DESIGN.md, documented in the README):
+
+  recommend / serving_default
+      user_id: string [batch]
+      -> movie_ids string [batch, K], titles string [batch, K],
+         years int64 [batch, K], scores float32 [batch, K],
+         popular_fallback bool [batch]
+      Movies the user rated in training are excluded. Users the model does not
+      know (and empty ids) get the K most popular movies, flagged, with their
+      share of training ratings as score.
+  predict_rating
+      user_id, movie_id: string [batch]
+      -> rating float32 [batch] (clipped to the rating scale), fallback bool [batch]
+      An unknown user or movie gets the known side's mean rating (or the
+      global mean), flagged; never an untrained embedding's guess.
+  serving_examples
+      examples: serialized tf.Example [batch] with the raw rating columns
+      -> rating float32 [batch]; for the Evaluator (TFMA) and batch inference.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+
+SIGNATURE_RECOMMEND = "recommend"
+SIGNATURE_PREDICT_RATING = "predict_rating"
+SIGNATURE_EXAMPLES = "serving_examples"
+
+
+@dataclasses.dataclass
+class IndexData:
+  """What the serving model carries besides the core model, aligned with the movie vocabulary.
+
+  movie_ids/titles/years/candidate_vectors have one row per vocabulary movie
+  (vocabulary index order). rated_row_splits/rated_movies give, per user index,
+  the movie indices the user rated in training (a ragged row per user).
+  """
+  movie_ids: np.ndarray          # [M] str
+  titles: np.ndarray             # [M] str
+  years: np.ndarray              # [M] int64
+  candidate_vectors: np.ndarray  # [M, D] float32
+  movie_counts: np.ndarray       # [M] int64: training ratings per movie
+  movie_mean_rating: np.ndarray  # [M] float32
+  user_mean_rating: np.ndarray   # [U] float32
+  global_mean_rating: float
+  rated_row_splits: np.ndarray   # [U + 1] int64
+  rated_movies: np.ndarray       # [total] int64
+
+
+def interactions_index(user_index: np.ndarray, movie_index: np.ndarray, rating: np.ndarray,
+                       num_users: int, num_movies: int) -> dict:
+  """Per-user rated movies, popularity and mean ratings from training interactions.
+
+  Rows whose user or movie is out of vocabulary are ignored (they cannot occur
+  in the training split Transform analysed, but the eval split may have them).
+  """
+  known = (user_index < num_users) & (movie_index < num_movies)
+  user_index, movie_index, rating = user_index[known], movie_index[known], rating[known]
+  order = np.lexsort((movie_index, user_index))
+  user_counts = np.bincount(user_index, minlength=num_users)
+  movie_counts = np.bincount(movie_index, minlength=num_movies)
+  user_sums = np.bincount(user_index, weights=rating, minlength=num_users)
+  movie_sums = np.bincount(movie_index, weights=rating, minlength=num_movies)
+  global_mean = float(rating.mean()) if rating.size else 0.0
+  with np.errstate(invalid="ignore", divide="ignore"):
+    user_mean = np.where(user_counts > 0, user_sums / user_counts, global_mean)
+    movie_mean = np.where(movie_counts > 0, movie_sums / movie_counts, global_mean)
+  return dict(
+      rated_row_splits=np.concatenate([[0], np.cumsum(user_counts)]).astype(np.int64),
+      rated_movies=movie_index[order].astype(np.int64),
+      movie_counts=movie_counts.astype(np.int64),
+      movie_mean_rating=movie_mean.astype(np.float32),
+      user_mean_rating=user_mean.astype(np.float32),
+      global_mean_rating=global_mean)
+
+
+def _variable(value, dtype=None):
+  # Variables, not constants: large tables would overflow the 2 GB graph proto.
+  return tf.Variable(tf.constant(value, dtype=dtype), trainable=False)
+
+
+class ServingModel(tf.Module):
+  """Wraps a loaded core model; see the module docstring for the signatures."""
+
+  def __init__(self, core, index: IndexData, top_k: int, rating_min: float, rating_max: float):
+    super().__init__()
+    self.core = core
+    num_movies = len(index.movie_ids)
+    self.top_k = min(top_k, num_movies)
+    self.rating_min, self.rating_max = float(rating_min), float(rating_max)
+    self.movie_ids = _variable(index.movie_ids.astype(object), tf.string)
+    self.titles = _variable(index.titles.astype(object), tf.string)
+    self.years = _variable(index.years, tf.int64)
+    self.candidate_vectors = _variable(index.candidate_vectors, tf.float32)
+    self.rated_row_splits = _variable(index.rated_row_splits, tf.int64)
+    self.rated_movies = _variable(index.rated_movies, tf.int64)
+    self.movie_mean_rating = _variable(index.movie_mean_rating, tf.float32)
+    self.user_mean_rating = _variable(index.user_mean_rating, tf.float32)
+    self.global_mean_rating = _variable(index.global_mean_rating, tf.float32)
+    counts = index.movie_counts
+    popular = np.argsort(-counts, kind="stable")[: self.top_k]
+    self.popular_movies = _variable(popular, tf.int64)
+    self.popular_scores = _variable(counts[popular] / max(counts.sum(), 1), tf.float32)
+
+  def _known(self, index, vocabulary_size):
+    """(is known, index safe to gather with): OOV rows point at row 0, and are masked."""
+    known = index < vocabulary_size
+    return known, tf.where(known, index, tf.zeros_like(index))
+
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id")])
+  def recommend(self, user_id):
+    user_index = self.core.user_index(user_id)
+    known, safe_index = self._known(user_index, tf.shape(self.user_mean_rating, tf.int64)[0])
+    queries = self.core.user_vectors(safe_index)
+    scores = tf.matmul(queries, self.candidate_vectors, transpose_b=True)
+    # Exclude what each user already rated in training.
+    rated = tf.gather(tf.RaggedTensor.from_row_splits(
+        self.rated_movies, self.rated_row_splits, validate=False), safe_index)
+    positions = tf.stack([rated.value_rowids(), rated.flat_values], axis=1)
+    scores = tf.tensor_scatter_nd_update(
+        scores, positions, tf.fill(tf.shape(rated.flat_values), -np.inf))
+    top = tf.math.top_k(scores, k=self.top_k)
+
+    batch = tf.shape(user_id)[0]
+    known_rows = known[:, tf.newaxis]
+    indices = tf.where(known_rows, tf.cast(top.indices, tf.int64),
+                       tf.tile(self.popular_movies[tf.newaxis], [batch, 1]))
+    return {
+        "movie_ids": tf.gather(self.movie_ids, indices),
+        "titles": tf.gather(self.titles, indices),
+        "years": tf.gather(self.years, indices),
+        "scores": tf.where(known_rows, top.values,
+                           tf.tile(self.popular_scores[tf.newaxis], [batch, 1])),
+        "popular_fallback": tf.logical_not(known),
+    }
+
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id"),
+                                tf.TensorSpec([None], tf.string, name="movie_id")])
+  def predict_rating(self, user_id, movie_id):
+    user_known, user_index = self._known(
+        self.core.user_index(user_id), tf.shape(self.user_mean_rating, tf.int64)[0])
+    movie_known, movie_index = self._known(
+        self.core.movie_index(movie_id), tf.shape(self.movie_mean_rating, tf.int64)[0])
+    model_rating = self.core.rate_indices(user_index, movie_index)
+    # Fallbacks: the known side's mean rating, or the global mean.
+    fallback_rating = tf.where(
+        movie_known, tf.gather(self.movie_mean_rating, movie_index),
+        tf.where(user_known, tf.gather(self.user_mean_rating, user_index),
+                 tf.fill(tf.shape(model_rating), self.global_mean_rating)))
+    both_known = tf.logical_and(user_known, movie_known)
+    rating = tf.where(both_known, model_rating, fallback_rating)
+    return {"rating": tf.clip_by_value(rating, self.rating_min, self.rating_max),
+            "fallback": tf.logical_not(both_known)}
+
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+  def rate_examples(self, examples):
+    user_ids, movie_ids = self.core.ids_from_examples(examples)
+    return {"rating": self.predict_rating(user_ids, movie_ids)["rating"]}
+
+
+def save(model: ServingModel, export_dir: str) -> None:
+  signatures = {
+      "serving_default": model.recommend,
+      SIGNATURE_RECOMMEND: model.recommend,
+      SIGNATURE_PREDICT_RATING: model.predict_rating,
+      SIGNATURE_EXAMPLES: model.rate_examples,
+  }
+  tf.saved_model.save(model, export_dir, signatures=signatures)
