@@ -1,0 +1,173 @@
+"""`nfrec`: the command line of the project.
+
+  nfrec run [--data DIR] [--output DIR] [--preset NAME] [--set NAME=VALUE ...]
+  nfrec recommend --user ID [-k 10] [--model DIR]
+  nfrec generate-sample --output DIR [--users N] [--movies N] [--seed N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import warnings
+
+# Before TensorFlow is first imported anywhere: TFRS needs Keras 2, and the C++
+# log noise is not for users.
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from pipeline import config as config_lib
+
+
+def _quiet(verbose: bool) -> None:
+  """Keeps warnings and errors, drops the INFO chatter of TFX, Beam and TF."""
+  level = logging.INFO if verbose else logging.WARNING
+  logging.getLogger().setLevel(level)
+  import absl.logging
+  absl.logging.set_verbosity(absl.logging.INFO if verbose else absl.logging.WARNING)
+  if not verbose:
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=UserWarning)
+    import tensorflow as tf
+    tf.get_logger().setLevel(logging.ERROR)
+
+
+def _parse_override(text: str):
+  name, sep, value = text.partition("=")
+  if not sep:
+    raise argparse.ArgumentTypeError(f"--set expects NAME=VALUE, got {text!r}")
+  try:
+    return name, json.loads(value)
+  except json.JSONDecodeError:
+    return name, value
+
+
+def _print_summary(summary: dict) -> None:
+  print("\n== Run summary ==")
+  print(f"wall time: {summary['wall_time_s']} s   preset: {summary['preset']}")
+  for name, info in summary["components"].items():
+    print(f"  {name:<32} {info['state']:<9} {info['seconds']:>7.1f} s")
+  data = summary.get("data", {})
+  ratings = data.get("ratings", {})
+  print(f"data: {sum(ratings.values()):,} ratings ({', '.join(f'{k} {v:,}' for k, v in ratings.items())}), "
+        f"{data.get('known_users') or 0:,} users and {data.get('indexed_movies') or 0:,} movies "
+        f"learned, catalog of {data.get('catalog_movies') or 0:,} movies")
+  found = {split: items for split, items in summary.get("anomalies", {}).items() if items}
+  print(f"anomalies: {found if found else 'none'}")
+  trainer = summary.get("trainer_metrics", {})
+  if trainer:
+    print("trainer (eval split): " + ", ".join(
+        f"{name} {trainer[name]:.4f}" for name in ("rmse", "mae", "top_10_accuracy",
+                                                   "top_100_accuracy") if name in trainer))
+  evaluator = summary.get("evaluator_metrics", {})
+  if evaluator:
+    print("evaluator (TFMA, eval split): " + ", ".join(
+        f"{name} {value:.4f}" for name, value in sorted(evaluator.items())))
+  print(f"blessed: {summary['blessed']}   pushed: "
+        + (summary["pushed_to"] if summary["pushed"] else "no (the served model is unchanged)"))
+
+
+def cmd_run(args) -> int:
+  from pipeline import local_runner, run_summary, serving_client
+  config = config_lib.PipelineConfig(
+      data_dir=os.path.abspath(args.data), output_dir=os.path.abspath(args.output),
+      preset=args.preset, hparam_overrides=tuple(args.set or ()))
+  config.hparams  # Fails early on an unknown preset or hyperparameter.
+  summary = local_runner.run(config)
+  _print_summary(summary)
+  try:
+    recommender = serving_client.Recommender(config.serving_model_dir)
+  except serving_client.ModelNotFound as error:
+    print(f"no served model to ask: {error}")
+    return 0 if summary["blessed"] else 1
+  user = args.user or _most_active_user(summary, config)
+  print(f"\nserved model: {recommender.version_dir}")
+  print(serving_client.format_recommendations(recommender.recommend([user])[0]))
+  print(f"\nsummary written to {os.path.join(config.output_dir, run_summary.SUMMARY_FILE)}")
+  return 0
+
+
+def _most_active_user(summary: dict, config) -> str:
+  """The first entry of Transform's user vocabulary (sorted by rating count)."""
+  import tensorflow_transform as tft
+  from ml_metadata.metadata_store import metadata_store
+  from tfx import v1 as tfx
+  from modules.transform import preprocessing as features
+  from pipeline import run_summary
+  store = metadata_store.MetadataStore(
+      tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_sqlite))
+  runs = run_summary.latest_executions(store, config.pipeline_name)
+  transform_graph = runs["Transform"][1]["transform_graph"][0]
+  vocabulary = tft.TFTransformOutput(transform_graph.uri).vocabulary_by_name(
+      features.USER_VOCABULARY)
+  return vocabulary[0].decode()
+
+
+def cmd_recommend(args) -> int:
+  from pipeline import serving_client
+  recommender = serving_client.Recommender(args.model)
+  for result in recommender.recommend(args.user):
+    result["items"] = result["items"][: args.k]
+    print(serving_client.format_recommendations(result))
+  return 0
+
+
+def cmd_generate_sample(args) -> int:
+  from pipeline import sample_data
+  spec = sample_data.SampleSpec(num_users=args.users, num_movies=args.movies, seed=args.seed,
+                                mean_ratings_per_user=args.ratings_per_user)
+  ratings_dir, movies_dir = sample_data.write(args.output, spec)
+  print(f"wrote {ratings_dir} and {movies_dir}")
+  return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+  parser = argparse.ArgumentParser(prog="nfrec", description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("--verbose", action="store_true", help="show TFX/Beam/TF logs")
+  commands = parser.add_subparsers(dest="command", required=True)
+
+  run = commands.add_parser("run", help="run the TFX pipeline locally (Beam DirectRunner)")
+  run.add_argument("--data", default=config_lib.SAMPLE_DATA_DIR,
+                   help="folder with ratings/ and movies/ (default: the embedded sample)")
+  run.add_argument("--output", default=config_lib.DEFAULT_OUTPUT_DIR,
+                   help="pipeline root, ML-Metadata, serving_model/, run_summary.json")
+  run.add_argument("--preset", default="default", choices=sorted(config_lib.PRESETS))
+  run.add_argument("--set", action="append", type=_parse_override, metavar="NAME=VALUE",
+                   help="override a hyperparameter of the preset (JSON value)")
+  run.add_argument("--user", help="user to show recommendations for (default: most active)")
+  run.set_defaults(func=cmd_run)
+
+  recommend = commands.add_parser("recommend", help="top movies for users, from the pushed model")
+  recommend.add_argument("--user", action="append", required=True)
+  recommend.add_argument("-k", type=int, default=10)
+  recommend.add_argument("--model", default=os.path.join(
+      config_lib.DEFAULT_OUTPUT_DIR, "serving_model", config_lib.MODEL_NAME))
+  recommend.set_defaults(func=cmd_recommend)
+
+  sample = commands.add_parser("generate-sample", help="write a synthetic Netflix-layout sample")
+  sample.add_argument("--output", required=True)
+  sample.add_argument("--users", type=int, default=2_500)
+  sample.add_argument("--movies", type=int, default=1_200)
+  sample.add_argument("--ratings-per-user", type=float, default=40.0)
+  sample.add_argument("--seed", type=int, default=42)
+  sample.set_defaults(func=cmd_generate_sample)
+  return parser
+
+
+def main(argv=None) -> int:
+  args = build_parser().parse_args(argv)
+  _quiet(args.verbose)
+  try:
+    return args.func(args)
+  except (FileNotFoundError, ValueError) as error:
+    print(f"nfrec {args.command}: error: {error}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,113 @@
+"""All configuration in one place: paths, Beam, the evaluation gate, model presets."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+from typing import Optional
+
+PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SAMPLE_DATA_DIR = os.path.join(PROJECT_ROOT, "data", "sample")
+DEFAULT_OUTPUT_DIR = "outputs"
+
+PIPELINE_NAME = "netflix-recommender"
+MODEL_NAME = "netflix_recommender"
+
+# Import paths of the module functions (the code is installed, locally and in the
+# Kubeflow image, so no module-file wheel is built or uploaded).
+PREPROCESSING_FN = "modules.transform.preprocessing.preprocessing_fn"
+RUN_FN = "modules.trainer.run.run_fn"
+
+# The source folders whose content is part of each step's cache key.
+TRANSFORM_CODE = ("modules/transform",)
+TRAINER_CODE = ("modules/trainer", "modules/transform")
+SERVING_CODE = ("modules/serving", "components/serving_model_builder", "modules/transform")
+
+# Model presets. `seed` is the original notebook's configuration, kept reproducible;
+# `default` is the best measured one (see docs/results.md when it exists).
+PRESETS = {
+    "seed": dict(
+        embedding_dim=32, rating_hidden_units=[256, 128], use_bias=False, l2=0.0,
+        rating_weight=1.0, retrieval_weight=1.0, retrieval_loss_reduction="sum",
+        optimizer="adagrad", learning_rate=0.1, batch_size=8192, epochs=3,
+        early_stopping_patience=0, seed=42),
+    "default": dict(
+        embedding_dim=32, rating_hidden_units=[256, 128], use_bias=True, l2=0.0,
+        rating_weight=1.0, retrieval_weight=0.1, retrieval_loss_reduction="mean",
+        optimizer="adam", learning_rate=0.005, batch_size=2048, epochs=20,
+        early_stopping_patience=2, seed=42),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineConfig:
+  """Everything a run needs; every runner builds the pipeline from one of these."""
+  data_dir: str = SAMPLE_DATA_DIR     # holds ratings/ and movies/ (one CSV folder each)
+  output_dir: str = DEFAULT_OUTPUT_DIR
+  pipeline_name: str = PIPELINE_NAME
+  model_name: str = MODEL_NAME
+  preset: str = "default"
+  hparam_overrides: tuple = ()        # (name, value) pairs applied over the preset
+  eval_split_percent: int = 20        # deterministic hash split, as in the seed (80/20)
+  top_k: int = 10                     # recommendations per user in the serving model
+  rating_min: float = 1.0
+  rating_max: float = 5.0
+  # The gate: RMSE must be below this bound and not worse than the last blessed model.
+  rmse_upper_bound: float = 1.1
+  rmse_change_tolerance: float = 1e-10
+  beam_args: tuple = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
+  enable_cache: bool = True
+  metadata_path: Optional[str] = None  # default: <output_dir>/metadata.sqlite
+
+  @property
+  def ratings_dir(self) -> str:
+    return os.path.join(self.data_dir, "ratings")
+
+  @property
+  def movies_dir(self) -> str:
+    return os.path.join(self.data_dir, "movies")
+
+  @property
+  def pipeline_root(self) -> str:
+    return os.path.join(self.output_dir, "pipeline")
+
+  @property
+  def metadata_sqlite(self) -> str:
+    return self.metadata_path or os.path.join(self.output_dir, "metadata.sqlite")
+
+  @property
+  def serving_model_dir(self) -> str:
+    """TF Serving's --model_base_path: versions appear below it."""
+    return os.path.join(self.output_dir, "serving_model", self.model_name)
+
+  @property
+  def hparams(self) -> dict:
+    if self.preset not in PRESETS:
+      raise ValueError(f"Unknown preset {self.preset!r}; choose one of {sorted(PRESETS)}.")
+    hparams = dict(PRESETS[self.preset], preset=self.preset)
+    for name, value in self.hparam_overrides:
+      if name not in hparams:
+        raise ValueError(f"Unknown hyperparameter {name!r}; known: {sorted(hparams)}.")
+      hparams[name] = value
+    return hparams
+
+
+def code_fingerprint(folders) -> str:
+  """Hash of the .py files below `folders` (relative to the project root).
+
+  Passed to components as a parameter so that editing a module re-runs its
+  step (and only its step) instead of being served stale from the cache.
+  """
+  digest = hashlib.sha256()
+  for folder in folders:
+    root = os.path.join(PROJECT_ROOT, folder)
+    for dirpath, dirnames, filenames in os.walk(root):
+      dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
+      for name in sorted(filenames):
+        if name.endswith(".py"):
+          path = os.path.join(dirpath, name)
+          digest.update(os.path.relpath(path, PROJECT_ROOT).encode())
+          with open(path, "rb") as f:
+            digest.update(f.read())
+  return digest.hexdigest()[:16]

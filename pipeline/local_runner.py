@@ -1,0 +1,46 @@
+"""Runs `create_pipeline` locally: LocalDagRunner, Beam DirectRunner, ML-Metadata in SQLite."""
+
+from __future__ import annotations
+
+import os
+import time
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+from tfx import v1 as tfx
+
+from pipeline import config as config_lib
+from pipeline import pipeline as pipeline_lib
+from pipeline import run_summary
+
+
+class DataError(ValueError):
+  """The input folders cannot be used; the message names the path and the problem."""
+
+
+def check_input(config: config_lib.PipelineConfig) -> None:
+  """Fails fast, before TFX starts, on a data folder the pipeline cannot read."""
+  for folder, what in ((config.ratings_dir, "ratings"), (config.movies_dir, "movies")):
+    if not os.path.isdir(folder):
+      raise DataError(f"{folder}: missing {what} folder (a data folder holds ratings/ and "
+                      "movies/, each with CSV files; see `nfrec prepare`).")
+    files = [name for name in os.listdir(folder) if not name.startswith(".")]
+    if not files:
+      raise DataError(f"{folder}: no {what} CSV file in this folder.")
+    for name in files:
+      path = os.path.join(folder, name)
+      if os.path.getsize(path) == 0:
+        raise DataError(f"{path}: line 1: empty file (expected a CSV header).")
+
+
+def run(config: config_lib.PipelineConfig) -> dict:
+  """Runs the pipeline, then writes and returns the run summary."""
+  check_input(config)
+  os.makedirs(config.output_dir, exist_ok=True)
+  metadata_config = tfx.orchestration.metadata.sqlite_metadata_connection_config(
+      config.metadata_sqlite)
+  started = time.time()
+  tfx.orchestration.LocalDagRunner().run(
+      pipeline_lib.create_pipeline(config, metadata_config))
+  return run_summary.write(config, metadata_config, started_at=started,
+                           wall_time_s=time.time() - started)

@@ -1,0 +1,121 @@
+"""`create_pipeline`: the one pipeline definition every runner uses."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+import tensorflow_model_analysis as tfma
+from tfx import v1 as tfx
+from tfx.proto import example_gen_pb2
+
+from components.serving_model_builder.component import ServingModelBuilder
+from modules.serving import serving_model
+from modules.transform import preprocessing as features
+from pipeline import config as config_lib
+
+# Component ids, also used by the run summary to find their outputs in ML-Metadata.
+RATINGS_GEN = "RatingsExampleGen"
+MOVIES_GEN = "MoviesExampleGen"
+
+
+def _split_config(eval_percent: int) -> example_gen_pb2.Output:
+  """Deterministic hash split of the ratings, in buckets of 1 %."""
+  return tfx.proto.Output(split_config=tfx.proto.SplitConfig(splits=[
+      tfx.proto.SplitConfig.Split(name="train", hash_buckets=100 - eval_percent),
+      tfx.proto.SplitConfig.Split(name="eval", hash_buckets=eval_percent),
+  ]))
+
+
+def eval_config(config: config_lib.PipelineConfig) -> tfma.EvalConfig:
+  """RMSE and MAE of the rating signature; RMSE gates the push."""
+  rmse_threshold = tfma.MetricThreshold(
+      value_threshold=tfma.GenericValueThreshold(upper_bound={"value": config.rmse_upper_bound}),
+      change_threshold=tfma.GenericChangeThreshold(
+          direction=tfma.MetricDirection.LOWER_IS_BETTER,
+          absolute={"value": config.rmse_change_tolerance}))
+  return tfma.EvalConfig(
+      model_specs=[tfma.ModelSpec(signature_name=serving_model.SIGNATURE_EXAMPLES,
+                                  label_key=features.RAW_RATING, prediction_key="rating")],
+      slicing_specs=[tfma.SlicingSpec()],
+      metrics_specs=[tfma.MetricsSpec(metrics=[
+          tfma.MetricConfig(class_name="RootMeanSquaredError", threshold=rmse_threshold),
+          tfma.MetricConfig(class_name="MeanAbsoluteError"),
+          tfma.MetricConfig(class_name="ExampleCount"),
+      ])])
+
+
+def create_components(config: config_lib.PipelineConfig) -> list:
+  ratings_gen = tfx.components.CsvExampleGen(
+      input_base=config.ratings_dir,
+      output_config=_split_config(config.eval_split_percent)).with_id(RATINGS_GEN)
+  movies_gen = tfx.components.CsvExampleGen(
+      input_base=config.movies_dir,
+      output_config=tfx.proto.Output(split_config=tfx.proto.SplitConfig(splits=[
+          tfx.proto.SplitConfig.Split(name="catalog", hash_buckets=1)]))).with_id(MOVIES_GEN)
+
+  statistics_gen = tfx.components.StatisticsGen(examples=ratings_gen.outputs["examples"])
+  schema_gen = tfx.components.SchemaGen(
+      statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True)
+  example_validator = tfx.components.ExampleValidator(
+      statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
+
+  transform = tfx.components.Transform(
+      examples=ratings_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
+      preprocessing_fn=config_lib.PREPROCESSING_FN,
+      custom_config={"code_version": config_lib.code_fingerprint(config_lib.TRANSFORM_CODE)})
+
+  trainer = tfx.components.Trainer(
+      run_fn=config_lib.RUN_FN,
+      examples=transform.outputs["transformed_examples"],
+      transform_graph=transform.outputs["transform_graph"],
+      schema=schema_gen.outputs["schema"],
+      # Steps are set by epochs in the hyperparameters; these only satisfy the API.
+      train_args=tfx.proto.TrainArgs(splits=["train"]),
+      eval_args=tfx.proto.EvalArgs(splits=["eval"]),
+      custom_config={"hparams": config.hparams,
+                     "code_version": config_lib.code_fingerprint(config_lib.TRAINER_CODE)})
+
+  builder = ServingModelBuilder(
+      model=trainer.outputs["model"],
+      transform_graph=transform.outputs["transform_graph"],
+      transformed_examples=transform.outputs["transformed_examples"],
+      movies=movies_gen.outputs["examples"],
+      top_k=config.top_k, rating_min=config.rating_min, rating_max=config.rating_max,
+      code_version=config_lib.code_fingerprint(config_lib.SERVING_CODE))
+
+  # The baseline for the change threshold: the last model that was blessed.
+  baseline_model = tfx.dsl.Resolver(
+      strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+      model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+      model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+  ).with_id("latest_blessed_model_resolver")
+
+  evaluator = tfx.components.Evaluator(
+      examples=ratings_gen.outputs["examples"],
+      model=builder.outputs["serving_model"],
+      baseline_model=baseline_model.outputs["model"],
+      example_splits=["eval"],
+      eval_config=eval_config(config))
+
+  pusher = tfx.components.Pusher(
+      model=builder.outputs["serving_model"],
+      model_blessing=evaluator.outputs["blessing"],
+      push_destination=tfx.proto.PushDestination(
+          filesystem=tfx.proto.PushDestination.Filesystem(
+              base_directory=config.serving_model_dir)))
+
+  return [ratings_gen, movies_gen, statistics_gen, schema_gen, example_validator, transform,
+          trainer, builder, baseline_model, evaluator, pusher]
+
+
+def create_pipeline(config: config_lib.PipelineConfig,
+                    metadata_connection_config=None) -> tfx.dsl.Pipeline:
+  return tfx.dsl.Pipeline(
+      pipeline_name=config.pipeline_name,
+      pipeline_root=config.pipeline_root,
+      components=create_components(config),
+      enable_cache=config.enable_cache,
+      metadata_connection_config=metadata_connection_config,
+      beam_pipeline_args=list(config.beam_args))

@@ -1,0 +1,153 @@
+"""The run summary: what a run did, read back from ML-Metadata and the artifacts.
+
+Everything here is read from the lineage TFX recorded (the newest execution of
+each component since the run started, cached or not), so the summary of a
+cached run reports the cached artifacts, exactly as a later reader would find them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import tensorflow as tf
+import tensorflow_model_analysis as tfma
+from ml_metadata.metadata_store import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+from tensorflow_metadata.proto.v0 import anomalies_pb2, statistics_pb2
+
+from modules.trainer import run as trainer_module
+from pipeline import config as config_lib
+
+SUMMARY_FILE = "run_summary.json"
+_STATE_NAMES = {value: name for name, value in metadata_store_pb2.Execution.State.items()}
+
+
+def latest_executions(store, pipeline_name: str, since_ms: int = 0) -> dict:
+  """component id -> (execution, {output key: [artifacts]}) of its newest execution."""
+  result = {}
+  for context in store.get_contexts_by_type("node"):
+    prefix = pipeline_name + "."
+    if not context.name.startswith(prefix):
+      continue
+    executions = [e for e in store.get_executions_by_context(context.id)
+                  if e.create_time_since_epoch >= since_ms]
+    if not executions:
+      continue
+    execution = max(executions, key=lambda e: e.id)
+    outputs = {}
+    events = [e for e in store.get_events_by_execution_ids([execution.id])
+              if e.type == metadata_store_pb2.Event.OUTPUT]
+    artifacts = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in events])}
+    for event in events:
+      key = event.path.steps[0].key if event.path.steps else ""
+      outputs.setdefault(key, []).append(artifacts[event.artifact_id])
+    result[context.name[len(prefix):]] = (execution, outputs)
+  return result
+
+
+def _property(artifact, name, default=None):
+  if name in artifact.custom_properties:
+    value = artifact.custom_properties[name]
+    return value.int_value if value.HasField("int_value") else value.string_value
+  return default
+
+
+def example_counts(statistics_artifact) -> dict:
+  counts = {}
+  split_names = json.loads(statistics_artifact.properties["split_names"].string_value)
+  for split in split_names:
+    path = os.path.join(statistics_artifact.uri, f"Split-{split}", "FeatureStats.pb")
+    stats = statistics_pb2.DatasetFeatureStatisticsList()
+    with tf.io.gfile.GFile(path, "rb") as f:
+      stats.ParseFromString(f.read())
+    counts[split] = int(stats.datasets[0].num_examples)
+  return counts
+
+
+def anomalies(anomalies_artifact) -> dict:
+  """split -> list of "feature: description" anomalies found by ExampleValidator."""
+  found = {}
+  split_names = json.loads(anomalies_artifact.properties["split_names"].string_value)
+  for split in split_names:
+    path = os.path.join(anomalies_artifact.uri, f"Split-{split}", "SchemaDiff.pb")
+    report = anomalies_pb2.Anomalies()
+    with tf.io.gfile.GFile(path, "rb") as f:
+      report.ParseFromString(f.read())
+    found[split] = [f"{name}: {info.description}"
+                    for name, info in sorted(report.anomaly_info.items())]
+  return found
+
+
+def evaluator_metrics(evaluation_artifact) -> dict:
+  result = tfma.load_metrics(evaluation_artifact.uri)
+  metrics = {}
+  for slice_metrics in result:
+    if slice_metrics.slice_key.single_slice_keys:
+      continue  # only the overall slice
+    for key_and_value in slice_metrics.metric_keys_and_values:
+      key = key_and_value.key
+      if key.model_name and key.model_name != "candidate":
+        continue
+      if key.is_diff:
+        continue
+      metrics[key.name] = key_and_value.value.double_value.value
+  return metrics
+
+
+def _read_json(path: str):
+  with tf.io.gfile.GFile(path) as f:
+    return json.load(f)
+
+
+def summarize(config: config_lib.PipelineConfig, metadata_config, since_ms: int = 0) -> dict:
+  store = metadata_store.MetadataStore(metadata_config)
+  runs = latest_executions(store, config.pipeline_name, since_ms)
+
+  def output(component, key):
+    if component not in runs or not runs[component][1].get(key):
+      return None
+    return runs[component][1][key][0]
+
+  summary = {"pipeline": config.pipeline_name, "data_dir": config.data_dir,
+             "output_dir": config.output_dir, "preset": config.preset}
+  summary["components"] = {
+      name: {"state": _STATE_NAMES.get(execution.last_known_state, "UNKNOWN"),
+             "seconds": round((execution.last_update_time_since_epoch
+                               - execution.create_time_since_epoch) / 1000, 1)}
+      for name, (execution, _) in sorted(runs.items(), key=lambda item: item[1][0].id)}
+
+  statistics = output("StatisticsGen", "statistics")
+  data = {"ratings": example_counts(statistics)} if statistics else {}
+  builder_model = output("ServingModelBuilder", "serving_model")
+  if builder_model:
+    data.update({name: _property(builder_model, name) for name in (
+        "known_users", "indexed_movies", "catalog_movies", "indexed_movies_without_title")})
+  summary["data"] = data
+  validation = output("ExampleValidator", "anomalies")
+  if validation:
+    summary["anomalies"] = anomalies(validation)
+
+  model_run = output("Trainer", "model_run")
+  trainer_metrics_path = model_run and os.path.join(model_run.uri, trainer_module.METRICS_FILE)
+  if trainer_metrics_path and tf.io.gfile.exists(trainer_metrics_path):
+    trainer_metrics = _read_json(trainer_metrics_path)
+    summary["trainer_metrics"] = {k: v for k, v in trainer_metrics.items() if k != "history"}
+  evaluation = output("Evaluator", "evaluation")
+  if evaluation:
+    summary["evaluator_metrics"] = evaluator_metrics(evaluation)
+  blessing = output("Evaluator", "blessing")
+  summary["blessed"] = bool(blessing and _property(blessing, "blessed", 0))
+  pushed = output("Pusher", "pushed_model")
+  summary["pushed"] = bool(pushed and _property(pushed, "pushed", 0))
+  summary["pushed_to"] = _property(pushed, "pushed_destination") if summary["pushed"] else None
+  summary["serving_model_dir"] = config.serving_model_dir
+  return summary
+
+
+def write(config, metadata_config, started_at: float, wall_time_s: float) -> dict:
+  summary = summarize(config, metadata_config, since_ms=int(started_at * 1000) - 1000)
+  summary["wall_time_s"] = round(wall_time_s, 1)
+  with open(os.path.join(config.output_dir, SUMMARY_FILE), "w") as f:
+    json.dump(summary, f, indent=2)
+  return summary
