@@ -8,8 +8,10 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
+from tfx.dsl.components.base import executor_spec
 from tfx.proto import example_gen_pb2
 
+from components.atomic_pusher import executor as atomic_pusher
 from components.serving_model_builder.component import ServingModelBuilder
 from modules.serving import serving_model
 from modules.transform import preprocessing as features
@@ -64,6 +66,7 @@ def create_components(config: config_lib.PipelineConfig) -> list:
   transform = tfx.components.Transform(
       examples=ratings_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
       preprocessing_fn=config_lib.PREPROCESSING_FN,
+      disable_statistics=True,  # StatisticsGen already describes the raw data.
       custom_config={"code_version": config_lib.code_fingerprint(config_lib.TRANSFORM_CODE)})
 
   trainer = tfx.components.Trainer(
@@ -101,6 +104,7 @@ def create_components(config: config_lib.PipelineConfig) -> list:
 
   pusher = tfx.components.Pusher(
       model=builder.outputs["serving_model"],
+      custom_executor_spec=executor_spec.ExecutorClassSpec(atomic_pusher.Executor),
       model_blessing=evaluator.outputs["blessing"],
       push_destination=tfx.proto.PushDestination(
           filesystem=tfx.proto.PushDestination.Filesystem(
