@@ -29,14 +29,18 @@ SERVING_CODE = ("modules/serving", "components/serving_model_builder", "modules/
 PRESETS = {
     "seed": dict(
         embedding_dim=32, rating_hidden_units=[256, 128], use_bias=False, l2=0.0,
+        rating_dot_product=False, retrieval_bias=False, sampling_correction=False,
         rating_weight=1.0, retrieval_weight=1.0, retrieval_loss_reduction="sum",
         optimizer="adagrad", learning_rate=0.1, batch_size=8192, epochs=3,
-        early_stopping_patience=0, seed=42),
+        early_stopping_patience=0, early_stopping_monitor="val_loss", seed=42),
     "default": dict(
-        embedding_dim=32, rating_hidden_units=[256, 128], use_bias=True, l2=0.0,
-        rating_weight=1.0, retrieval_weight=0.1, retrieval_loss_reduction="mean",
-        optimizer="adam", learning_rate=0.005, batch_size=2048, epochs=20,
-        early_stopping_patience=2, seed=42),
+        embedding_dim=32, rating_hidden_units=[256, 128], use_bias=True, l2=1e-4,
+        rating_dot_product=True, retrieval_bias=True, sampling_correction=True,
+        rating_weight=1.0, retrieval_weight=1.0, retrieval_loss_reduction="mean",
+        optimizer="adam", learning_rate=0.01, batch_size=2048, epochs=20,
+        # The joint eval loss: val_rmse alone rises for a few epochs before the
+        # interaction term kicks in, and would stop training too early.
+        early_stopping_patience=2, early_stopping_monitor="val_loss", seed=42),
 }
 
 

@@ -9,7 +9,8 @@ contract of DESIGN.md, documented in the README):
       -> movie_ids string [batch, K], titles string [batch, K],
          years int64 [batch, K], scores float32 [batch, K],
          popular_fallback bool [batch]
-      Movies the user rated in training are excluded. Users the model does not
+      Movies the user rated in training are excluded (where fewer than K are
+      left, the remaining slots are padding: movie id "", score -inf). Users the model does not
       know (and empty ids) get the K most popular movies, flagged, with their
       share of training ratings as score.
   predict_rating
@@ -132,12 +133,15 @@ class ServingModel(tf.Module):
     known_rows = known[:, tf.newaxis]
     indices = tf.where(known_rows, tf.cast(top.indices, tf.int64),
                        tf.tile(self.popular_movies[tf.newaxis], [batch, 1]))
+    scores = tf.where(known_rows, top.values,
+                      tf.tile(self.popular_scores[tf.newaxis], [batch, 1]))
+    # A user who rated all but fewer than K movies: the excess slots are padding.
+    filled = scores > -np.inf
     return {
-        "movie_ids": tf.gather(self.movie_ids, indices),
-        "titles": tf.gather(self.titles, indices),
-        "years": tf.gather(self.years, indices),
-        "scores": tf.where(known_rows, top.values,
-                           tf.tile(self.popular_scores[tf.newaxis], [batch, 1])),
+        "movie_ids": tf.where(filled, tf.gather(self.movie_ids, indices), ""),
+        "titles": tf.where(filled, tf.gather(self.titles, indices), ""),
+        "years": tf.where(filled, tf.gather(self.years, indices), tf.zeros_like(indices)),
+        "scores": scores,
         "popular_fallback": tf.logical_not(known),
     }
 

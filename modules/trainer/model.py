@@ -28,7 +28,10 @@ def _embedding(rows: int, width: int, l2: float, initializer="uniform", name=Non
 class RecommenderModel(tfrs.Model):
   """Retrieval (user tower · movie tower) and rating regression, trained jointly."""
 
-  def __init__(self, num_users: int, num_movies: int, hparams: dict):
+  def __init__(self, num_users: int, num_movies: int, hparams: dict, movie_counts=None,
+               global_mean: float = 0.0):
+    """`movie_counts` (training ratings per movie index) enables the in-batch
+    sampling correction when `hparams["sampling_correction"]` is set."""
     super().__init__()
     self.hparams = dict(hparams)
     dim = hparams["embedding_dim"]
@@ -40,11 +43,18 @@ class RecommenderModel(tfrs.Model):
         [tf.keras.layers.Dense(units, activation="relu")
          for units in hparams["rating_hidden_units"]]
         + [tf.keras.layers.Dense(1)], name="rating_head")
+    # A per-movie retrieval bias (popularity the dot product alone cannot hold),
+    # folded into the vectors: query [u, 1] · candidate [v, b] = u·v + b, so the
+    # index stays one matrix product.
+    self.retrieval_bias = hparams.get("retrieval_bias", False)
+    if self.retrieval_bias:
+      self.movie_retrieval_bias = _embedding(num_movies + 1, 1, 0.0, "zeros",
+                                             name="movie_retrieval_bias")
     self.use_bias = hparams.get("use_bias", False)
     if self.use_bias:
       self.user_bias = _embedding(num_users + 1, 1, l2, "zeros", name="user_bias")
       self.movie_bias = _embedding(num_movies + 1, 1, l2, "zeros", name="movie_bias")
-      self.global_bias = tf.Variable(hparams.get("global_mean", 0.0), name="global_bias")
+      self.global_bias = tf.Variable(float(global_mean), name="global_bias")
 
     self.rating_task = tfrs.tasks.Ranking(
         loss=tf.keras.losses.MeanSquaredError(),
@@ -59,14 +69,30 @@ class RecommenderModel(tfrs.Model):
         loss=tf.keras.losses.CategoricalCrossentropy(from_logits=True, reduction=reduction),
         temperature=hparams.get("retrieval_temperature"),
         remove_accidental_hits=hparams.get("remove_accidental_hits", False))
+    # In-batch negatives are drawn in proportion to popularity; without the logQ
+    # correction the towers learn to *discount* popular movies (Yi et al., 2019).
+    self.sampling_probability = None
+    if hparams.get("sampling_correction") and movie_counts is not None:
+      counts = tf.cast(movie_counts, tf.float32)
+      self.sampling_probability = tf.Variable(
+          tf.concat([counts / tf.reduce_sum(counts), [1e-9]], axis=0), trainable=False,
+          name="movie_sampling_probability")  # the OOV row last, as in the vocabulary
     self.rating_weight = hparams["rating_weight"]
     self.retrieval_weight = hparams["retrieval_weight"]
 
   def user_vectors(self, user_index):
-    return self.user_embedding(user_index)
+    """Query tower output."""
+    vectors = self.user_embedding(user_index)
+    if self.retrieval_bias:
+      vectors = tf.concat([vectors, tf.ones_like(vectors[:, :1])], axis=1)
+    return vectors
 
   def movie_vectors(self, movie_index):
-    return self.movie_embedding(movie_index)
+    """Candidate tower output."""
+    vectors = self.movie_embedding(movie_index)
+    if self.retrieval_bias:
+      vectors = tf.concat([vectors, self.movie_retrieval_bias(movie_index)], axis=1)
+    return vectors
 
   def predict_ratings(self, user_index, movie_index):
     """Rating head on the two embeddings; shape [batch]."""
@@ -74,6 +100,10 @@ class RecommenderModel(tfrs.Model):
     movie_vectors = self.movie_embedding(movie_index)
     rating = self.rating_head(tf.concat([user_vectors, movie_vectors], axis=1))
     rating = tf.squeeze(rating, axis=1)
+    if self.hparams.get("rating_dot_product"):
+      # A matrix-factorization term beside the MLP (NeuMF): an MLP alone learns
+      # the user-movie interaction poorly (Rendle et al., 2020).
+      rating += tf.reduce_sum(user_vectors * movie_vectors, axis=1)
     if self.use_bias:
       rating += (tf.squeeze(self.user_bias(user_index), axis=1)
                  + tf.squeeze(self.movie_bias(movie_index), axis=1) + self.global_bias)
@@ -91,14 +121,17 @@ class RecommenderModel(tfrs.Model):
         user_vectors, movie_vectors,
         candidate_ids=inputs[features.MOVIE_INDEX]
         if self.hparams.get("remove_accidental_hits") else None,
+        candidate_sampling_probability=None if self.sampling_probability is None
+        else tf.gather(self.sampling_probability, inputs[features.MOVIE_INDEX]),
         compute_metrics=False)
     return self.rating_weight * rating_loss + self.retrieval_weight * retrieval_loss
 
 
-def build_model(num_users: int, num_movies: int, hparams: dict) -> RecommenderModel:
+def build_model(num_users: int, num_movies: int, hparams: dict, movie_counts=None,
+                global_mean: float = 0.0) -> RecommenderModel:
   """Builds and compiles the model with the preset's optimizer."""
   tf.keras.utils.set_random_seed(hparams.get("seed", 0))
-  model = RecommenderModel(num_users, num_movies, hparams)
+  model = RecommenderModel(num_users, num_movies, hparams, movie_counts, global_mean)
   optimizers = {"adagrad": tf.keras.optimizers.Adagrad, "adam": tf.keras.optimizers.Adam}
   model.compile(optimizer=optimizers[hparams["optimizer"]](hparams["learning_rate"]))
   return model

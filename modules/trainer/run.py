@@ -45,6 +45,20 @@ def vocabulary_size(tf_transform_output: tft.TFTransformOutput, name: str) -> in
   return tf_transform_output.vocabulary_size_by_name(name)
 
 
+def training_statistics(dataset: tf.data.Dataset, num_movies: int) -> tuple[tf.Tensor, float]:
+  """(ratings per movie index, mean rating) of the training split, in one pass."""
+  counts = tf.zeros([num_movies + 1], tf.int64)
+  rating_sum, examples = 0.0, 0
+  for batch in dataset:
+    counts += tf.math.bincount(batch[features.MOVIE_INDEX], minlength=num_movies + 1,
+                               maxlength=num_movies + 1, dtype=tf.int64)
+    rating_sum += float(tf.reduce_sum(batch[features.RATING]))
+    examples += int(tf.shape(batch[features.RATING])[0])
+  if not examples:
+    raise ValueError("The train split is empty: nothing to train on.")
+  return counts[:num_movies], rating_sum / examples
+
+
 def evaluate(model: model_lib.RecommenderModel, dataset: tf.data.Dataset, num_movies: int,
              ks=RETRIEVAL_KS) -> dict:
   """Rating RMSE/MAE and top-K accuracy over the whole candidate set (DESIGN.md)."""
@@ -148,11 +162,14 @@ def train(fn_args, hparams: dict) -> dict:
   eval_data = input_fn(fn_args.eval_files, fn_args.data_accessor, tf_transform_output,
                        batch_size, shuffle=False)
 
-  model = model_lib.build_model(num_users, num_movies, hparams)
+  counts, mean_rating = training_statistics(train_data, num_movies)
+  model = model_lib.build_model(num_users, num_movies, hparams, movie_counts=counts,
+                                global_mean=mean_rating)
   callbacks = [tf.keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq="epoch")]
   if hparams.get("early_stopping_patience"):
     callbacks.append(tf.keras.callbacks.EarlyStopping(
-        monitor="val_rmse", patience=hparams["early_stopping_patience"],
+        monitor=hparams.get("early_stopping_monitor", "val_loss"),
+        patience=hparams["early_stopping_patience"],
         restore_best_weights=True))
   history = model.fit(train_data, validation_data=eval_data, epochs=hparams["epochs"],
                       callbacks=callbacks, verbose=0)
