@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
-import warnings
 
 # Before TensorFlow is first imported anywhere: TFRS needs Keras 2, and the C++
 # log noise is not for users.
@@ -20,20 +18,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from pipeline import config as config_lib
-
-
-def _quiet(verbose: bool) -> None:
-  """Keeps warnings and errors, drops the INFO chatter of TFX, Beam and TF."""
-  level = logging.INFO if verbose else logging.WARNING
-  logging.getLogger().setLevel(level)
-  import absl.logging
-  absl.logging.set_verbosity(absl.logging.INFO if verbose else absl.logging.WARNING)
-  if not verbose:
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    warnings.filterwarnings("ignore", category=UserWarning)
-    import tensorflow as tf
-    tf.get_logger().setLevel(logging.ERROR)
+from pipeline import logs
 
 
 def _parse_override(text: str):
@@ -161,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
   args = build_parser().parse_args(argv)
-  _quiet(args.verbose)
+  logs.configure(args.verbose)
   try:
     return args.func(args)
   except (FileNotFoundError, ValueError) as error:
