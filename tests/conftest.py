@@ -1,0 +1,21 @@
+"""Shared test setup. TFRS needs Keras 2: set before TensorFlow is first imported."""
+
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import pytest
+
+from pipeline import sample_data
+
+TINY_SAMPLE = sample_data.SampleSpec(num_users=300, num_movies=120, mean_ratings_per_user=20.0,
+                                     seed=7)
+
+
+@pytest.fixture(scope="session")
+def tiny_data_dir(tmp_path_factory):
+  """A small Netflix-layout data folder (ratings/ and movies/)."""
+  root = tmp_path_factory.mktemp("tiny_data")
+  sample_data.write(str(root), TINY_SAMPLE)
+  return str(root)

@@ -1,0 +1,44 @@
+"""Bad input to `nfrec` ends with one clear line and a non-zero exit, never a traceback."""
+
+import os
+import subprocess
+import sys
+
+NFREC = os.path.join(os.path.dirname(sys.executable), "nfrec")
+
+
+def _nfrec(*args):
+  return subprocess.run([NFREC, *args], capture_output=True, text=True, timeout=300)
+
+
+def _one_line_error(result, *fragments):
+  assert result.returncode != 0
+  assert "Traceback" not in result.stderr
+  lines = [line for line in result.stderr.splitlines() if line.strip()]
+  assert len(lines) == 1, result.stderr
+  for fragment in fragments:
+    assert fragment in lines[0], lines[0]
+
+
+def test_run_on_a_missing_data_folder(tmp_path):
+  missing = str(tmp_path / "nowhere")
+  _one_line_error(_nfrec("run", "--data", missing, "--output", str(tmp_path / "out")),
+                  os.path.join(missing, "ratings"), "missing ratings folder")
+
+
+def test_run_on_an_empty_ratings_file(tmp_path):
+  for name in ("ratings", "movies"):
+    (tmp_path / name).mkdir()
+    (tmp_path / name / "x.csv").write_text("" if name == "ratings" else "Movie_ID,Year,Name\n")
+  _one_line_error(_nfrec("run", "--data", str(tmp_path), "--output", str(tmp_path / "out")),
+                  "x.csv", "line 1", "empty file")
+
+
+def test_run_with_an_unknown_hyperparameter(tmp_path):
+  _one_line_error(_nfrec("run", "--output", str(tmp_path), "--set", "embeding_dim=8"),
+                  "Unknown hyperparameter 'embeding_dim'")
+
+
+def test_recommend_without_a_pushed_model(tmp_path):
+  _one_line_error(_nfrec("recommend", "--user", "1", "--model", str(tmp_path)),
+                  str(tmp_path), "no model version")

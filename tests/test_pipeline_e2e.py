@@ -1,0 +1,104 @@
+"""The whole TFX pipeline on a tiny sample, through the `nfrec` command, twice."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+NFREC = os.path.join(os.path.dirname(sys.executable), "nfrec")
+# Few epochs: this checks the pipeline's wiring and lineage, not model quality.
+FAST = ["--set", "epochs=4", "--set", "early_stopping_patience=0"]
+
+
+def _nfrec(*args, timeout=900):
+  result = subprocess.run([NFREC, *args], capture_output=True, text=True, timeout=timeout)
+  return result
+
+
+@pytest.fixture(scope="module")
+def first_run(tiny_data_dir, tmp_path_factory):
+  output = str(tmp_path_factory.mktemp("run"))
+  result = _nfrec("run", "--data", tiny_data_dir, "--output", output, *FAST)
+  assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+  with open(os.path.join(output, "run_summary.json")) as f:
+    return output, json.load(f), result.stdout
+
+
+def test_every_component_ran(first_run):
+  _, summary, _ = first_run
+  assert set(summary["components"]) == {
+      "RatingsExampleGen", "MoviesExampleGen", "StatisticsGen", "SchemaGen",
+      "ExampleValidator", "Transform", "Trainer", "ServingModelBuilder",
+      "latest_blessed_model_resolver", "Evaluator", "Pusher"}
+  assert all(c["state"] == "COMPLETE" for c in summary["components"].values())
+
+
+def test_summary_counts_the_data_and_the_split(first_run, tiny_data_dir):
+  _, summary, _ = first_run
+  with open(os.path.join(tiny_data_dir, "ratings", "Netflix_Dataset_Rating.csv")) as f:
+    rows = sum(1 for _ in f) - 1
+  ratings = summary["data"]["ratings"]
+  assert ratings["train"] + ratings["eval"] == rows
+  assert 0.15 < ratings["eval"] / rows < 0.25          # 80/20 hash split
+  assert summary["data"]["catalog_movies"] == 120
+  assert 0 < summary["data"]["indexed_movies"] <= 120
+  assert summary["data"]["indexed_movies_without_title"] == 0
+  assert summary["anomalies"] == {"train": [], "eval": []}
+
+
+def test_metrics_blessing_and_push(first_run):
+  output, summary, stdout = first_run
+  evaluator, trainer = summary["evaluator_metrics"], summary["trainer_metrics"]
+  assert 0.3 < evaluator["root_mean_squared_error"] < 1.5
+  # TFMA on the serving signature and the Trainer's own evaluation agree closely
+  # (they differ only by the serving model's fallbacks and clipping).
+  assert abs(evaluator["root_mean_squared_error"] - trainer["rmse"]) < 0.1
+  assert 0.0 <= trainer["top_10_accuracy"] <= trainer["top_100_accuracy"] <= 1.0
+  assert summary["blessed"] and summary["pushed"]
+  version_dir = summary["pushed_to"]
+  assert os.path.dirname(version_dir) == os.path.join(output, "serving_model",
+                                                      "netflix_recommender")
+  assert os.path.basename(version_dir).isdigit()
+  assert os.path.exists(os.path.join(version_dir, "saved_model.pb"))
+  assert "Top 10 for user" in stdout
+
+
+def test_pushed_model_answers_in_a_tensorflow_only_process(first_run):
+  _, summary, _ = first_run
+  check = (
+      "import sys, tensorflow as tf\n"
+      "m = tf.saved_model.load(sys.argv[1])\n"
+      "out = m.signatures['recommend'](user_id=tf.constant(['no-such-user']))\n"
+      "assert bool(out['popular_fallback'][0]), out\n"
+      "assert out['movie_ids'].shape == (1, 10), out['movie_ids'].shape\n"
+      "assert not any(n.startswith('tensorflow_recommenders') for n in sys.modules)\n"
+      "print('ok')\n")
+  env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+  result = subprocess.run([sys.executable, "-c", check, summary["pushed_to"]], env=env,
+                          capture_output=True, text=True, timeout=300, cwd="/")
+  assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stderr[-3000:]
+
+
+def test_second_run_is_served_from_the_cache(first_run, tiny_data_dir):
+  output, first, _ = first_run
+  result = _nfrec("run", "--data", tiny_data_dir, "--output", output, *FAST)
+  assert result.returncode == 0, result.stderr[-5000:]
+  with open(os.path.join(output, "run_summary.json")) as f:
+    second = json.load(f)
+  states = {name: c["state"] for name, c in second["components"].items()}
+  # Everything up to the model is cached. The Evaluator runs again because it
+  # now has a baseline (the model the first run blessed): the same model.
+  for name in ("RatingsExampleGen", "MoviesExampleGen", "StatisticsGen", "SchemaGen",
+               "ExampleValidator", "Transform", "Trainer", "ServingModelBuilder"):
+    assert states[name] == "CACHED", states
+  assert second["blessed"]
+  assert second["evaluator_metrics"]["root_mean_squared_error"] == pytest.approx(
+      first["evaluator_metrics"]["root_mean_squared_error"])
+  # The same model is not pushed again as a new version.
+  assert second["pushed_to"] == first["pushed_to"]
+  versions = os.listdir(os.path.join(output, "serving_model", "netflix_recommender"))
+  assert versions == [os.path.basename(first["pushed_to"])]

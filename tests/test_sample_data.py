@@ -1,0 +1,54 @@
+import collections
+import csv
+import os
+
+import numpy as np
+
+from pipeline import sample_data
+from tests.conftest import TINY_SAMPLE
+
+
+def test_same_seed_same_sample_other_seed_other_sample():
+  assert sample_data.generate(TINY_SAMPLE) == sample_data.generate(TINY_SAMPLE)
+  other = sample_data.SampleSpec(**{**TINY_SAMPLE.__dict__, "seed": 8})
+  assert sample_data.generate(other)[1] != sample_data.generate(TINY_SAMPLE)[1]
+
+
+def test_sample_is_shaped_like_netflix():
+  movies, ratings = sample_data.generate(sample_data.SampleSpec())
+  assert 80_000 <= len(ratings) <= 120_000
+  assert {rating for _, rating, _ in ratings} == {1, 2, 3, 4, 5}
+  pairs = [(user, movie) for user, _, movie in ratings]
+  assert len(set(pairs)) == len(pairs), "one rating per (user, movie)"
+  assert {movie for _, _, movie in ratings} <= {movie_id for movie_id, _, _ in movies}
+  # Skewed popularity: the top 10 % of movies get far more than 10 % of ratings.
+  per_movie = np.array(sorted(collections.Counter(m for _, _, m in ratings).values(), reverse=True))
+  assert per_movie[: len(per_movie) // 10].sum() > 0.3 * per_movie.sum()
+  # Varied activity: heavy users rate many times more than the median user.
+  per_user = np.array(list(collections.Counter(u for u, _, _ in ratings).values()))
+  assert per_user.max() > 5 * np.median(per_user)
+  # Titles are not unique (as in Netflix), ids are.
+  titles = collections.Counter(title for _, _, title in movies)
+  assert titles.most_common(1)[0][1] > 1
+  assert len({movie_id for movie_id, _, _ in movies}) == len(movies)
+
+
+def test_write_makes_one_folder_per_csv_with_kaggle_headers(tmp_path):
+  ratings_dir, movies_dir = sample_data.write(str(tmp_path), TINY_SAMPLE)
+  assert os.listdir(ratings_dir) == [sample_data.RATINGS_FILE]
+  assert os.listdir(movies_dir) == [sample_data.MOVIES_FILE]
+  with open(os.path.join(ratings_dir, sample_data.RATINGS_FILE)) as f:
+    assert next(csv.reader(f)) == ["User_ID", "Rating", "Movie_ID"]
+  with open(os.path.join(movies_dir, sample_data.MOVIES_FILE)) as f:
+    assert next(csv.reader(f)) == ["Movie_ID", "Year", "Name"]
+
+
+def test_embedded_sample_is_the_generator_output():
+  """data/sample is what `nfrec generate-sample` writes with the default spec."""
+  movies, ratings = sample_data.generate(sample_data.SampleSpec())
+  path = os.path.join(os.path.dirname(__file__), "..", "data", "sample", "ratings",
+                      sample_data.RATINGS_FILE)
+  with open(path) as f:
+    rows = list(csv.reader(f))[1:]
+  assert len(rows) == len(ratings)
+  assert [tuple(int(v) for v in row) for row in rows[:100]] == ratings[:100]

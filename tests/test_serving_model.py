@@ -1,0 +1,167 @@
+"""The serving model: built from a real (tiny) core model, saved, loaded with TF only."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from modules.serving import serving_model
+from modules.trainer import model as model_lib
+from modules.trainer import run as trainer_module
+from modules.transform import preprocessing as features
+from pipeline import config as config_lib
+
+USERS = ["10", "20", "30"]            # vocabulary order (most active first)
+MOVIES = ["100", "200", "300", "400"]
+
+
+class FakeTransformOutput:
+  """The three methods of tft.TFTransformOutput the core model uses."""
+
+  def __init__(self, directory):
+    self._files = {}
+    for name, tokens in ((features.USER_VOCABULARY, USERS), (features.MOVIE_VOCABULARY, MOVIES)):
+      path = os.path.join(directory, name)
+      with open(path, "w") as f:
+        f.write("\n".join(tokens) + "\n")
+      self._files[name] = (path, len(tokens))
+
+  def vocabulary_file_by_name(self, name):
+    return self._files[name][0]
+
+  def vocabulary_size_by_name(self, name):
+    return self._files[name][1]
+
+  def raw_feature_spec(self):
+    return {features.RAW_USER_ID: tf.io.FixedLenFeature([], tf.int64),
+            features.RAW_MOVIE_ID: tf.io.FixedLenFeature([], tf.int64),
+            features.RAW_RATING: tf.io.FixedLenFeature([], tf.int64)}
+
+
+@pytest.fixture(scope="module")
+def core(tmp_path_factory):
+  directory = tmp_path_factory.mktemp("core")
+  model = model_lib.build_model(len(USERS), len(MOVIES), config_lib.PRESETS["default"],
+                                movie_counts=np.ones(len(MOVIES)), global_mean=3.5)
+  model({features.USER_INDEX: tf.constant([0], tf.int64),
+         features.MOVIE_INDEX: tf.constant([0], tf.int64)})
+  export_dir = str(directory / "core_model")
+  trainer_module.export_core_model(model, FakeTransformOutput(str(directory)), export_dir)
+  return tf.saved_model.load(export_dir)
+
+
+# Training interactions (vocabulary indices): user 0 rated movies 0 and 1, user 1 movie 0.
+INTERACTIONS = (np.array([0, 0, 1]), np.array([0, 1, 0]), np.array([5.0, 3.0, 4.0], np.float32))
+
+
+def test_interactions_index_groups_rated_movies_per_user_and_counts_popularity():
+  stats = serving_model.interactions_index(*INTERACTIONS, num_users=3, num_movies=4)
+  splits, rated = stats["rated_row_splits"], stats["rated_movies"]
+  assert [rated[splits[u]:splits[u + 1]].tolist() for u in range(3)] == [[0, 1], [0], []]
+  assert stats["movie_counts"].tolist() == [2, 1, 0, 0]
+  assert stats["global_mean_rating"] == pytest.approx(4.0)
+  assert stats["user_mean_rating"].tolist() == pytest.approx([4.0, 4.0, 4.0])
+  assert stats["movie_mean_rating"].tolist() == pytest.approx([4.5, 3.0, 4.0, 4.0])
+
+
+def test_interactions_index_ignores_out_of_vocabulary_rows():
+  stats = serving_model.interactions_index(np.array([0, 3]), np.array([4, 1]),
+                                           np.array([1.0, 2.0]), num_users=3, num_movies=4)
+  assert stats["rated_movies"].size == 0
+
+
+@pytest.fixture(scope="module")
+def saved_model_dir(core, tmp_path_factory):
+  stats = serving_model.interactions_index(*INTERACTIONS, num_users=3, num_movies=4)
+  index = serving_model.IndexData(
+      movie_ids=np.array(MOVIES, dtype=object),
+      titles=np.array(["Hamlet", "Hamlet", "Heat", "Up"], dtype=object),
+      years=np.array([1948, 1996, 1995, 2009]),
+      candidate_vectors=core.movie_vectors(tf.range(4, dtype=tf.int64)).numpy(), **stats)
+  model = serving_model.ServingModel(core, index, top_k=3, rating_min=1.0, rating_max=5.0)
+  export_dir = str(tmp_path_factory.mktemp("serving") / "1")
+  serving_model.save(model, export_dir)
+  return export_dir
+
+
+TF_ONLY_CHECK = r"""
+import json, sys
+import tensorflow as tf
+model = tf.saved_model.load(sys.argv[1])
+recommend = model.signatures["recommend"](user_id=tf.constant(["10", "20", "nobody", ""]))
+rating = model.signatures["predict_rating"](
+    user_id=tf.constant(["10", "10", "nobody", "nobody"]),
+    movie_id=tf.constant(["300", "999", "100", "999"]))
+example = tf.train.Example(features=tf.train.Features(feature={
+    "User_ID": tf.train.Feature(int64_list=tf.train.Int64List(value=[10])),
+    "Movie_ID": tf.train.Feature(int64_list=tf.train.Int64List(value=[300]))}))
+by_example = model.signatures["serving_examples"](
+    examples=tf.constant([example.SerializeToString()]))
+print(json.dumps({
+    "signatures": sorted(model.signatures.keys()),
+    "recommend": {k: v.numpy().tolist() for k, v in recommend.items()},
+    "dtypes": {k: v.dtype.name for k, v in recommend.items()},
+    "rating": {k: v.numpy().tolist() for k, v in rating.items()},
+    "by_example": by_example["rating"].numpy().tolist(),
+    "tfrs_loaded": any(m.startswith("tensorflow_recommenders") for m in sys.modules),
+}, default=lambda b: b.decode()))
+"""
+
+
+@pytest.fixture(scope="module")
+def tf_only_answers(saved_model_dir):
+  """Calls every signature in a fresh process that imports only TensorFlow."""
+  env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+  result = subprocess.run([sys.executable, "-c", TF_ONLY_CHECK, saved_model_dir], env=env,
+                          capture_output=True, text=True, timeout=300, cwd="/")
+  assert result.returncode == 0, result.stderr[-3000:]
+  return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_signatures_of_the_serving_contract(tf_only_answers):
+  assert tf_only_answers["signatures"] == [
+      "predict_rating", "recommend", "serving_default", "serving_examples"]
+  assert not tf_only_answers["tfrs_loaded"]
+  assert tf_only_answers["dtypes"] == {"movie_ids": "string", "titles": "string",
+                                       "years": "int64", "scores": "float32",
+                                       "popular_fallback": "bool"}
+
+
+def test_recommend_excludes_rated_movies_and_flags_unknown_users(tf_only_answers):
+  out = tf_only_answers["recommend"]
+  assert [len(row) for row in out["movie_ids"]] == [3, 3, 3, 3]
+  # User 10 rated 100 and 200: two movies left for three slots, the last is padding.
+  assert sorted(out["movie_ids"][0][:2]) == ["300", "400"]
+  assert out["movie_ids"][0][2] == "" and out["scores"][0][2] == -np.inf
+  assert out["titles"][0][2] == "" and out["years"][0][2] == 0
+  assert sorted(out["movie_ids"][1]) == ["200", "300", "400"]   # user 20 rated 100
+  assert out["popular_fallback"] == [False, False, True, True]
+  # Unknown and empty ids get the most popular movies, never a guess.
+  assert out["movie_ids"][2] == out["movie_ids"][3]
+  assert out["movie_ids"][2][:2] == ["100", "200"]
+  assert out["titles"][2][:2] == ["Hamlet", "Hamlet"]     # same title, different movies
+  assert out["years"][2][:2] == [1948, 1996]
+  assert out["scores"][0] == sorted(out["scores"][0], reverse=True)
+
+
+def test_predict_rating_is_clipped_and_falls_back_for_unknown_ids(tf_only_answers):
+  out = tf_only_answers["rating"]
+  assert all(1.0 <= r <= 5.0 for r in out["rating"])
+  assert out["fallback"] == [False, True, True, True]
+  assert out["rating"][2] == pytest.approx(4.5)   # unknown user, movie 100: its mean
+  assert out["rating"][1] == pytest.approx(4.0)   # user 10, unknown movie: the user's mean
+  assert out["rating"][3] == pytest.approx(4.0)   # both unknown: the global mean
+  assert tf_only_answers["by_example"] == pytest.approx([out["rating"][0]])
+
+
+def test_saved_model_cli_lists_the_signatures(saved_model_dir):
+  cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+  result = subprocess.run([cli, "show", "--dir", saved_model_dir, "--all"],
+                          capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr[-2000:]
+  for name in ("recommend", "predict_rating", "serving_examples", "serving_default"):
+    assert f"signature_def['{name}']" in result.stdout
