@@ -1,5 +1,8 @@
 """`nfrec`: the command line of the project.
 
+  nfrec prepare --format netflix-kaggle --ratings FILE --movies FILE --output DIR
+  nfrec prepare --format netflix-prize --combined FILE [FILE ...] --titles FILE --output DIR
+  nfrec prepare --format movielens --input DIR --output DIR
   nfrec run [--data DIR] [--output DIR] [--preset NAME] [--set NAME=VALUE ...]
   nfrec recommend --user ID [-k 10] [--model DIR]
   nfrec generate-sample --output DIR [--users N] [--movies N] [--seed N]
@@ -56,11 +59,37 @@ def _print_summary(summary: dict) -> None:
         + (summary["pushed_to"] if summary["pushed"] else "no (the served model is unchanged)"))
 
 
+def cmd_prepare(args) -> int:
+  from pipeline import prepare
+  needed = {"netflix-kaggle": ("ratings", "movies"), "netflix-prize": ("combined", "titles"),
+            "movielens": ("input",)}[args.format]
+  missing = [f"--{name}" for name in needed if not getattr(args, name)]
+  if missing:
+    raise prepare.PrepareError(f"--format {args.format} needs {' and '.join(missing)}.")
+  if args.format == "netflix-kaggle":
+    source = prepare.netflix_kaggle(args.ratings, args.movies)
+  elif args.format == "netflix-prize":
+    source = prepare.netflix_prize(args.combined, args.titles)
+  else:
+    source = prepare.movielens(args.input)
+  report = prepare.prepare(source, args.output, args.max_reject_share)
+  rejected = report.rows_in - report.rows_written
+  print(f"ratings: {report.rows_in:,} in, {report.rows_written:,} written, {rejected:,} rejected"
+        f"; movies: {report.movies_in:,} in, {report.movies_written:,} written")
+  for reason, count in sorted(report.rejects.items()):
+    print(f"  rejected, {reason}: {count:,}")
+  print(f"wrote {args.output}/ratings, {args.output}/movies, {args.output}/{prepare.REJECTS_FILE}"
+        f"; next: nfrec run --data {args.output}")
+  return 0
+
+
 def cmd_run(args) -> int:
-  from pipeline import local_runner, run_summary, serving_client
+  from pipeline import local_runner, prepare, run_summary, serving_client
+  scale = prepare.read_dataset_info(args.data)
   config = config_lib.PipelineConfig(
       data_dir=os.path.abspath(args.data), output_dir=os.path.abspath(args.output),
-      preset=args.preset, hparam_overrides=tuple(args.set or ()))
+      preset=args.preset, hparam_overrides=tuple(args.set or ()),
+      rating_min=scale.get("rating_min", 1.0), rating_max=scale.get("rating_max", 5.0))
   config.hparams  # Fails early on an unknown preset or hyperparameter.
   summary = local_runner.run(config)
   _print_summary(summary)
@@ -116,6 +145,19 @@ def build_parser() -> argparse.ArgumentParser:
   parser.add_argument("--verbose", action="store_true", help="show TFX/Beam/TF logs")
   commands = parser.add_subparsers(dest="command", required=True)
 
+  prepare = commands.add_parser("prepare", help="convert real rating files to a data folder")
+  prepare.add_argument("--format", required=True,
+                       choices=["netflix-kaggle", "netflix-prize", "movielens"])
+  prepare.add_argument("--ratings", help="netflix-kaggle: Netflix_Dataset_Rating.csv")
+  prepare.add_argument("--movies", help="netflix-kaggle: Netflix_Dataset_Movie.csv")
+  prepare.add_argument("--combined", nargs="+", help="netflix-prize: combined_data_*.txt")
+  prepare.add_argument("--titles", help="netflix-prize: movie_titles.csv")
+  prepare.add_argument("--input", help="movielens: folder of 100K, 1M or latest files")
+  prepare.add_argument("--output", required=True, help="data folder to write")
+  prepare.add_argument("--max-reject-share", type=float, default=0.01,
+                       help="fail when more than this share of rating rows is rejected")
+  prepare.set_defaults(func=cmd_prepare)
+
   run = commands.add_parser("run", help="run the TFX pipeline locally (Beam DirectRunner)")
   run.add_argument("--data", default=config_lib.SAMPLE_DATA_DIR,
                    help="folder with ratings/ and movies/ (default: the embedded sample)")
@@ -149,7 +191,7 @@ def main(argv=None) -> int:
   logs.configure(args.verbose)
   try:
     return args.func(args)
-  except (FileNotFoundError, ValueError) as error:
+  except (OSError, ValueError) as error:
     print(f"nfrec {args.command}: error: {error}", file=sys.stderr)
     return 2
 

@@ -1,0 +1,439 @@
+"""`nfrec prepare`: real rating files -> the pipeline's input folders, nothing lost.
+
+Every input row is either written or rejected. Rejected rows go to
+`<output>/rejects.csv` (file, line, reason, content), counted by reason:
+
+  unparseable      a field is not a number where one is needed, or the line
+                   does not split into the format's fields
+  missing field    a required field is empty
+  rating outside the scale
+  unknown movie    the rating's movie is not in the movie file
+  duplicate        the same (user, movie) again: the FIRST occurrence in file
+                   order is kept, later ones are rejected (the reason names the
+                   kept line)
+  duplicate movie id (in the movie file; the first is kept)
+
+The run fails with one clear message (file, line, problem) when an input is
+unusable (missing, wrong columns, wrong encoding, empty) or when the rejects
+exceed `max_reject_share` of the rating rows (default 1 %). The output folders
+are written to a staging folder and moved into place only on success, so a
+failed prepare never leaves a half-written data folder behind; `rejects.csv`
+is kept either way so the problem can be inspected.
+
+Memory: rows stream from disk to disk; per valid rating only its (user, movie)
+key and line number are held, as packed integers (18 bytes, plus 8 while
+sorting: about 450 MB for the 17M-row Kaggle file), to find duplicates. The
+content of a rejected duplicate is the row as written (normalized).
+"""
+
+from __future__ import annotations
+
+import array
+import collections
+import csv
+import dataclasses
+import glob
+import json
+import os
+import re
+import shutil
+import tempfile
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from pipeline import sample_data
+
+REJECTS_FILE = "rejects.csv"
+DATASET_FILE = "dataset.json"
+RATINGS_FILE = "ratings.csv"
+MOVIES_FILE = "movies.csv"
+
+UNPARSEABLE = "unparseable"
+MISSING_FIELD = "missing field"
+OUT_OF_SCALE = "rating outside the scale"
+UNKNOWN_MOVIE = "unknown movie"
+DUPLICATE = "duplicate (user, movie)"
+DUPLICATE_MOVIE = "duplicate movie id"
+
+
+class PrepareError(ValueError):
+  """The input cannot be used; the message names the file, the line and the problem."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RatingScale:
+  minimum: float
+  maximum: float
+  step: float
+
+  def accepts(self, value: float) -> bool:
+    steps = (value - self.minimum) / self.step
+    return self.minimum <= value <= self.maximum and abs(steps - round(steps)) < 1e-6
+
+
+STARS = RatingScale(1.0, 5.0, 1.0)
+HALF_STARS = RatingScale(0.5, 5.0, 0.5)
+
+
+@dataclasses.dataclass
+class Row:
+  """One input line: its fields, or why it could not be split into them."""
+  file: str
+  line: int
+  content: str
+  fields: dict | None = None
+  error: str | None = None
+
+
+@dataclasses.dataclass
+class Report:
+  rows_in: int = 0
+  rows_written: int = 0
+  movies_in: int = 0
+  movies_written: int = 0
+  rejects: collections.Counter = dataclasses.field(default_factory=collections.Counter)
+
+  def as_dict(self) -> dict:
+    return {"ratings_in": self.rows_in, "ratings_written": self.rows_written,
+            "movies_in": self.movies_in, "movies_written": self.movies_written,
+            "rejects": dict(self.rejects)}
+
+
+# ---------------------------------------------------------------------------
+# Reading: each format yields Rows with the same field names.
+
+
+def _lines(path: str, encoding: str = "utf-8") -> Iterator[tuple[int, str]]:
+  """(line number, text) of each non-blank line; a decoding error names its line.
+
+  Lines are read as bytes and decoded one by one, so the error points at the
+  offending line rather than at a buffer boundary.
+  """
+  if not os.path.isfile(path):
+    raise PrepareError(f"{path}: no such file.")
+  if os.path.getsize(path) == 0:
+    raise PrepareError(f"{path}: line 1: empty file.")
+  with open(path, "rb") as f:
+    for number, raw in enumerate(f, 1):
+      try:
+        text = raw.decode(encoding).rstrip("\r\n")
+      except UnicodeDecodeError as error:
+        raise PrepareError(f"{path}: line {number}: not {encoding} text ({error.reason}); "
+                           "is this the right file and format?") from None
+      if text.strip():
+        yield number, text
+
+
+def _csv_rows(path: str, expected_header: list[str], encoding: str = "utf-8",
+              rename: dict | None = None) -> Iterator[Row]:
+  """Rows of a CSV file with a header; fails if the header is not the expected one."""
+  lines = _lines(path, encoding)
+  first = next(lines, None)
+  if first is None:
+    raise PrepareError(f"{path}: line 1: no header and no rows.")
+  header = next(csv.reader([first[1]]))
+  if [h.strip() for h in header] != expected_header:
+    raise PrepareError(f"{path}: line {first[0]}: wrong columns {header}, "
+                       f"expected {expected_header}.")
+  names = [(rename or {}).get(h, h) for h in expected_header]
+  for number, text in lines:
+    values = next(csv.reader([text]))
+    if len(values) != len(names):
+      yield Row(path, number, text, error=f"{UNPARSEABLE}: {len(values)} fields, "
+                                          f"expected {len(names)}")
+    else:
+      yield Row(path, number, text, fields=dict(zip(names, values)))
+
+
+def _split_rows(path: str, separator: str, names: list[str], encoding: str = "utf-8",
+                optional_trailing: int = 0) -> Iterator[Row]:
+  """Rows of a header-less file with a fixed separator (MovieLens .dat / u.data)."""
+  for number, text in _lines(path, encoding):
+    values = text.split(separator)
+    if not len(names) - optional_trailing <= len(values) <= len(names):
+      yield Row(path, number, text, error=f"{UNPARSEABLE}: {len(values)} fields, "
+                                          f"expected {len(names)}")
+    else:
+      yield Row(path, number, text, fields=dict(zip(names, values)))
+
+
+_TITLE_YEAR = re.compile(r"^(.*?)\s*\((\d{4})\)\s*$")
+
+
+def _title_and_year(title: str) -> tuple[str, str]:
+  """MovieLens titles carry the year: "Toy Story (1995)" -> ("Toy Story", "1995")."""
+  match = _TITLE_YEAR.match(title)
+  return (match.group(1), match.group(2)) if match else (title.strip(), "")
+
+
+def netflix_kaggle(ratings: str, movies: str):
+  movie_rows = _csv_rows(movies, ["Movie_ID", "Year", "Name"],
+                         rename={"Movie_ID": "movie", "Year": "year", "Name": "title"})
+  rating_rows = _csv_rows(ratings, ["User_ID", "Rating", "Movie_ID"],
+                          rename={"User_ID": "user", "Rating": "rating", "Movie_ID": "movie"})
+  return movie_rows, rating_rows, STARS, []
+
+
+def _prize_titles(path: str) -> Iterator[Row]:
+  """movie_titles.csv: no header, latin-1, `id,year,title`, commas in titles unquoted."""
+  for number, text in _lines(path, "latin-1"):
+    parts = text.split(",", 2)
+    if len(parts) != 3:
+      yield Row(path, number, text, error=f"{UNPARSEABLE}: expected id,year,title")
+      continue
+    year = parts[1].strip()
+    yield Row(path, number, text, fields={
+        "movie": parts[0], "year": "" if year == "NULL" else year, "title": parts[2]})
+
+
+def _prize_combined(paths: list[str]) -> Iterator[Row]:
+  """combined_data_*.txt: `MovieID:` lines, then `CustomerID,Rating,Date` lines."""
+  for path in paths:
+    movie = None
+    for number, text in _lines(path, "utf-8"):
+      if text.endswith(":"):
+        movie = text[:-1]
+        continue
+      if movie is None:
+        raise PrepareError(f"{path}: line {number}: a rating before any `MovieID:` line; "
+                           "is this a Netflix Prize combined_data file?")
+      parts = text.split(",")
+      if len(parts) != 3:
+        yield Row(path, number, text, error=f"{UNPARSEABLE}: expected CustomerID,Rating,Date")
+        continue
+      yield Row(path, number, text, fields={"user": parts[0], "rating": parts[1],
+                                            "movie": movie, "date": parts[2]})
+
+
+def netflix_prize(combined: list[str], titles: str):
+  if not combined:
+    raise PrepareError("netflix-prize: no combined_data file given (--combined FILE ...).")
+  return _prize_titles(titles), _prize_combined(combined), STARS, ["Date"]
+
+
+def _movielens_variant(input_dir: str) -> str:
+  if not os.path.isdir(input_dir):
+    raise PrepareError(f"{input_dir}: no such folder.")
+  if os.path.exists(os.path.join(input_dir, "u.data")):
+    return "100k"
+  if glob.glob(os.path.join(input_dir, "ratings*.dat")):
+    return "1m"
+  if os.path.exists(os.path.join(input_dir, "ratings.csv")):
+    return "latest"
+  raise PrepareError(f"{input_dir}: no MovieLens ratings here (expected u.data, ratings.dat "
+                     "or ratings.csv).")
+
+
+def _only(pattern: str) -> str:
+  found = sorted(glob.glob(pattern))
+  if len(found) != 1:
+    raise PrepareError(f"{pattern}: expected exactly one file, found {len(found)}.")
+  return found[0]
+
+
+def _with_year(rows: Iterable[Row]) -> Iterator[Row]:
+  for row in rows:
+    if row.fields is not None:
+      row.fields["title"], row.fields["year"] = _title_and_year(row.fields["title"])
+    yield row
+
+
+def movielens(input_dir: str):
+  variant = _movielens_variant(input_dir)
+  if variant == "100k":
+    movie_rows = _split_rows(os.path.join(input_dir, "u.item"), "|",
+                             ["movie", "title"] + [f"_{i}" for i in range(22)], "latin-1")
+    rating_rows = _split_rows(os.path.join(input_dir, "u.data"), "\t",
+                              ["user", "movie", "rating", "timestamp"])
+    scale = STARS
+  elif variant == "1m":
+    movie_rows = _split_rows(os.path.join(input_dir, "movies.dat"), "::",
+                             ["movie", "title", "genres"], "latin-1")
+    rating_rows = _split_rows(_only(os.path.join(input_dir, "ratings*.dat")), "::",
+                              ["user", "movie", "rating", "timestamp"], optional_trailing=1)
+    scale = STARS
+  else:
+    movie_rows = _csv_rows(os.path.join(input_dir, "movies.csv"),
+                           ["movieId", "title", "genres"], rename={"movieId": "movie"})
+    rating_rows = _csv_rows(os.path.join(input_dir, "ratings.csv"),
+                            ["userId", "movieId", "rating", "timestamp"],
+                            rename={"userId": "user", "movieId": "movie"})
+    scale = HALF_STARS
+  return _with_year(movie_rows), rating_rows, scale, []
+
+
+# ---------------------------------------------------------------------------
+# Validation and writing.
+
+
+def _integer_id(text: str) -> int | None:
+  text = text.strip()
+  return int(text) if text.isdigit() else None
+
+
+class _RejectWriter:
+  def __init__(self, path: str, report: Report):
+    self._file = open(path, "w", newline="", encoding="utf-8")
+    self._writer = csv.writer(self._file)
+    self._writer.writerow(["file", "line", "reason", "content"])
+    self._report = report
+
+  def reject(self, row_file: str, line: int, reason: str, content: str) -> None:
+    self._report.rejects[reason.split(":")[0]] += 1
+    self._writer.writerow([row_file, line, reason, content])
+
+  def close(self):
+    self._file.close()
+
+
+def _check_fields(row: Row, required: list[str]) -> str | None:
+  if row.error:
+    return row.error
+  missing = [name for name in required if not row.fields.get(name, "").strip()]
+  return f"{MISSING_FIELD}: {', '.join(missing)}" if missing else None
+
+
+def _write_movies(rows: Iterable[Row], path: str, rejects: _RejectWriter,
+                  report: Report) -> set[int]:
+  known = set()
+  with open(path, "w", newline="", encoding="utf-8") as f:
+    writer = csv.writer(f)
+    writer.writerow(sample_data.MOVIES_HEADER)
+    for row in rows:
+      report.movies_in += 1
+      problem = _check_fields(row, ["movie", "title"])
+      movie = None if problem else _integer_id(row.fields["movie"])
+      year = "" if problem else row.fields.get("year", "").strip()
+      if not problem and movie is None:
+        problem = f"{UNPARSEABLE}: movie id {row.fields['movie']!r}"
+      elif not problem and year and not year.isdigit():
+        problem = f"{UNPARSEABLE}: year {year!r}"
+      elif not problem and movie in known:
+        problem = DUPLICATE_MOVIE
+      if problem:
+        rejects.reject(row.file, row.line, problem, row.content)
+        continue
+      known.add(movie)
+      writer.writerow([movie, year, row.fields["title"].strip()])
+      report.movies_written += 1
+  if not known:
+    raise PrepareError("no usable movie in the movie file(s); see rejects.csv.")
+  return known
+
+
+def _write_ratings(rows: Iterable[Row], path: str, scale: RatingScale, known_movies: set[int],
+                   extra_columns: list[str], rejects: _RejectWriter, report: Report) -> None:
+  """Validates and writes ratings; duplicates are found by a second pass over the output."""
+  staged = path + ".staged"
+  # Per valid row, in order: its (user << 20 | movie) key and where it came from,
+  # as packed integers (18 bytes a row), to find and explain duplicates afterwards.
+  keys, lines, file_ids = array.array("q"), array.array("q"), array.array("H")
+  files: list[str] = []
+  extra_fields = [name.lower() for name in extra_columns]
+  with open(staged, "w", newline="", encoding="utf-8") as f:
+    writer = csv.writer(f)
+    for row in rows:
+      report.rows_in += 1
+      problem = _check_fields(row, ["user", "movie", "rating"])
+      if not problem:
+        user, movie = _integer_id(row.fields["user"]), _integer_id(row.fields["movie"])
+        try:
+          rating = float(row.fields["rating"])
+        except ValueError:
+          rating = None
+        if user is None or movie is None or rating is None or movie >= 1 << 20:
+          problem = f"{UNPARSEABLE}: user, movie or rating is not a number"
+        elif not scale.accepts(rating):
+          problem = f"{OUT_OF_SCALE}: {row.fields['rating'].strip()} not in " \
+                    f"{scale.minimum:g}..{scale.maximum:g} by {scale.step:g}"
+        elif movie not in known_movies:
+          problem = f"{UNKNOWN_MOVIE}: {movie}"
+      if problem:
+        rejects.reject(row.file, row.line, problem, row.content)
+        continue
+      if not files or files[-1] != row.file:
+        files.append(row.file)
+      keys.append(user << 20 | movie)
+      lines.append(row.line)
+      file_ids.append(len(files) - 1)
+      rating_text = f"{rating:g}" if scale.step < 1 else str(int(rating))
+      writer.writerow([user, rating_text, movie] + [row.fields[n].strip() for n in extra_fields])
+
+  duplicate_of = _duplicates(np.frombuffer(keys, dtype=np.int64) if keys else np.zeros(0, np.int64))
+  with open(staged, newline="", encoding="utf-8") as source, \
+      open(path, "w", newline="", encoding="utf-8") as target:
+    target.write(",".join(list(sample_data.RATINGS_HEADER) + extra_columns) + "\r\n")
+    for index, line in enumerate(source):
+      first = duplicate_of.get(index)
+      if first is None:
+        target.write(line)
+        report.rows_written += 1
+      else:
+        row_file, kept_file = files[file_ids[index]], files[file_ids[first]]
+        where = (f"line {lines[first]}" if kept_file == row_file
+                 else f"{kept_file} line {lines[first]}")
+        rejects.reject(row_file, lines[index], f"{DUPLICATE}: {where} is kept", line.rstrip())
+  os.remove(staged)
+
+
+def _duplicates(keys: np.ndarray) -> dict[int, int]:
+  """Index of each repeated key -> index of its first occurrence."""
+  if keys.size == 0:
+    return {}
+  order = np.argsort(keys, kind="stable")
+  ordered = keys[order]
+  repeated = np.flatnonzero(ordered[1:] == ordered[:-1]) + 1
+  if repeated.size == 0:
+    return {}
+  run_start = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+  first = order[run_start[np.searchsorted(run_start, repeated, side="right") - 1]]
+  return dict(zip(order[repeated].tolist(), first.tolist()))
+
+
+def prepare(source, output_dir: str, max_reject_share: float = 0.01) -> Report:
+  """Writes `output_dir/{ratings,movies}/` from `source` = (movie rows, rating rows, scale, extras)."""
+  movie_rows, rating_rows, scale, extra_columns = source
+  os.makedirs(output_dir, exist_ok=True)
+  staging = tempfile.mkdtemp(prefix=".prepare-", dir=output_dir)
+  report = Report()
+  rejects = _RejectWriter(os.path.join(staging, REJECTS_FILE), report)
+  try:
+    os.makedirs(os.path.join(staging, "movies"))
+    os.makedirs(os.path.join(staging, "ratings"))
+    known = _write_movies(movie_rows, os.path.join(staging, "movies", MOVIES_FILE), rejects,
+                          report)
+    _write_ratings(rating_rows, os.path.join(staging, "ratings", RATINGS_FILE), scale, known,
+                   extra_columns, rejects, report)
+    rejects.close()
+    if report.rows_in == 0:
+      raise PrepareError("no rating rows in the input.")
+    rejected = report.rows_in - report.rows_written
+    if rejected > max_reject_share * report.rows_in:
+      raise PrepareError(
+          f"{rejected:,} of {report.rows_in:,} rating rows rejected "
+          f"({rejected / report.rows_in:.2%} > {max_reject_share:.2%}): "
+          f"{dict(report.rejects)}; see {os.path.join(output_dir, REJECTS_FILE)}.")
+    with open(os.path.join(staging, DATASET_FILE), "w") as f:
+      json.dump({"rating_min": scale.minimum, "rating_max": scale.maximum,
+                 "rating_step": scale.step, **report.as_dict()}, f, indent=2)
+    for name in ("ratings", "movies", REJECTS_FILE, DATASET_FILE):
+      target = os.path.join(output_dir, name)
+      if os.path.isdir(target):
+        shutil.rmtree(target)
+      os.replace(os.path.join(staging, name), target)
+    return report
+  finally:
+    rejects.close()
+    if os.path.exists(os.path.join(staging, REJECTS_FILE)):  # kept for inspection on failure
+      os.replace(os.path.join(staging, REJECTS_FILE), os.path.join(output_dir, REJECTS_FILE))
+    shutil.rmtree(staging, ignore_errors=True)
+
+
+def read_dataset_info(data_dir: str) -> dict:
+  """What prepare recorded about a data folder (rating scale), or {} if none."""
+  path = os.path.join(data_dir, DATASET_FILE)
+  if not os.path.exists(path):
+    return {}
+  with open(path) as f:
+    return json.load(f)
