@@ -5,6 +5,7 @@
   nfrec prepare --format movielens --input DIR --output DIR
   nfrec run [--data DIR] [--output DIR] [--preset NAME] [--set NAME=VALUE ...]
   nfrec recommend --user ID [-k 10] [--model DIR]
+  nfrec rate --user ID --movie ID_OR_TITLE [--model DIR]
   nfrec generate-sample --output DIR [--users N] [--movies N] [--seed N]
 """
 
@@ -130,6 +131,17 @@ def cmd_recommend(args) -> int:
   return 0
 
 
+def cmd_rate(args) -> int:
+  from pipeline import serving_client
+  recommender = serving_client.Recommender(args.model)
+  movie_id = recommender.resolve_movie(args.movie)
+  result = recommender.predict_rating([args.user], [movie_id])[0]
+  note = " (fallback: the model does not know this user or movie; a mean rating)" \
+      if result["fallback"] else ""
+  print(f"user {args.user}, movie {movie_id}: predicted rating {result['rating']:.2f}{note}")
+  return 0
+
+
 def cmd_generate_sample(args) -> int:
   from pipeline import sample_data
   spec = sample_data.SampleSpec(num_users=args.users, num_movies=args.movies, seed=args.seed,
@@ -176,6 +188,12 @@ def build_parser() -> argparse.ArgumentParser:
       config_lib.DEFAULT_OUTPUT_DIR, "serving_model", config_lib.MODEL_NAME))
   recommend.set_defaults(func=cmd_recommend)
 
+  rate = commands.add_parser("rate", help="predicted rating of a movie by a user")
+  rate.add_argument("--user", required=True)
+  rate.add_argument("--movie", required=True, help="Movie_ID or exact title")
+  rate.add_argument("--model", default=recommend.get_default("model"))
+  rate.set_defaults(func=cmd_rate)
+
   sample = commands.add_parser("generate-sample", help="write a synthetic Netflix-layout sample")
   sample.add_argument("--output", required=True)
   sample.add_argument("--users", type=int, default=2_500)
@@ -191,7 +209,7 @@ def main(argv=None) -> int:
   logs.configure(args.verbose)
   try:
     return args.func(args)
-  except (OSError, ValueError) as error:
+  except (OSError, ValueError, LookupError) as error:
     print(f"nfrec {args.command}: error: {error}", file=sys.stderr)
     return 2
 

@@ -25,6 +25,9 @@ KNOWN_NOISE = re.compile("|".join([
     r"Falling back to FORMAT_TF_EXAMPLE",
     r"Skipping full serialization of Keras layer",
     r"Function `.*` contains input name\(s\)",
+    r"is deprecated and will be removed in a future version",
+    r"arguments contain non-serializable objects",
+    r"Please customize component directly",
 ]))
 
 

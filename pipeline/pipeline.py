@@ -8,10 +8,9 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
-from tfx.dsl.components.base import executor_spec
 from tfx.proto import example_gen_pb2
 
-from components.atomic_pusher import executor as atomic_pusher
+from components.atomic_pusher.component import AtomicPusher
 from components.serving_model_builder.component import ServingModelBuilder
 from modules.serving import serving_model
 from modules.transform import preprocessing as features
@@ -102,13 +101,12 @@ def create_components(config: config_lib.PipelineConfig) -> list:
       example_splits=["eval"],
       eval_config=eval_config(config))
 
-  pusher = tfx.components.Pusher(
+  pusher = AtomicPusher(
       model=builder.outputs["serving_model"],
-      custom_executor_spec=executor_spec.ExecutorClassSpec(atomic_pusher.Executor),
       model_blessing=evaluator.outputs["blessing"],
       push_destination=tfx.proto.PushDestination(
           filesystem=tfx.proto.PushDestination.Filesystem(
-              base_directory=config.serving_model_dir)))
+              base_directory=config.serving_model_dir))).with_id("Pusher")
 
   return [ratings_gen, movies_gen, statistics_gen, schema_gen, example_validator, transform,
           trainer, builder, baseline_model, evaluator, pusher]

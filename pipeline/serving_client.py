@@ -46,6 +46,27 @@ class Recommender:
       })
     return results
 
+  def movies_titled(self, title: str) -> list[dict]:
+    """Every indexed movie with this title (case-insensitive): titles are not unique."""
+    wanted = title.strip().casefold()
+    return [{"movie_id": m.decode(), "title": t.decode(), "year": int(y)}
+            for m, t, y in zip(self._model.movie_ids.numpy(), self._model.titles.numpy(),
+                               self._model.years.numpy())
+            if t.decode().casefold() == wanted]
+
+  def resolve_movie(self, movie: str) -> str:
+    """A Movie_ID from an id or a title; an ambiguous or unknown title is an error."""
+    if movie.strip().isdigit():
+      return movie.strip()
+    matches = self.movies_titled(movie)
+    if not matches:
+      raise LookupError(f"no movie titled {movie!r} in the model (give a Movie_ID?)")
+    if len(matches) > 1:
+      candidates = "; ".join(f"{m['movie_id']} ({m['year']})" for m in matches)
+      raise LookupError(f"{len(matches)} movies are titled {movie!r}: {candidates}; "
+                        "give the Movie_ID")
+    return matches[0]["movie_id"]
+
   def predict_rating(self, user_ids: list[str], movie_ids: list[str]) -> list[dict]:
     out = self._predict_rating(user_id=tf.constant(user_ids, tf.string),
                                movie_id=tf.constant(movie_ids, tf.string))

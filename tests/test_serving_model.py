@@ -165,3 +165,19 @@ def test_saved_model_cli_lists_the_signatures(saved_model_dir):
   assert result.returncode == 0, result.stderr[-2000:]
   for name in ("recommend", "predict_rating", "serving_examples", "serving_default"):
     assert f"signature_def['{name}']" in result.stdout
+
+
+def test_client_reads_the_newest_version_and_resolves_titles(saved_model_dir):
+  from pipeline import serving_client
+  recommender = serving_client.Recommender(os.path.dirname(saved_model_dir))
+  assert recommender.version_dir == saved_model_dir
+  assert recommender.resolve_movie("heat") == "300"
+  assert recommender.resolve_movie(" 200 ") == "200"
+  with pytest.raises(LookupError, match=r"2 movies are titled 'Hamlet': 100 \(1948\); 200 \(1996\)"):
+    recommender.resolve_movie("Hamlet")
+  with pytest.raises(LookupError, match="no movie titled"):
+    recommender.resolve_movie("Vertigo")
+  rating = recommender.predict_rating(["10"], [recommender.resolve_movie("Heat")])[0]
+  assert 1.0 <= rating["rating"] <= 5.0 and not rating["fallback"]
+  top = recommender.recommend(["nobody"])[0]
+  assert top["popular_fallback"] and [i["movie_id"] for i in top["items"]][:2] == ["100", "200"]
