@@ -90,7 +90,8 @@ def cmd_run(args) -> int:
   config = config_lib.PipelineConfig(
       data_dir=os.path.abspath(args.data), output_dir=os.path.abspath(args.output),
       preset=args.preset, hparam_overrides=tuple(args.set or ()),
-      rating_min=scale.get("rating_min", 1.0), rating_max=scale.get("rating_max", 5.0))
+      rating_min=scale.get("rating_min", 1.0), rating_max=scale.get("rating_max", 5.0),
+      index_type=args.index)
   config.hparams  # Fails early on an unknown preset or hyperparameter.
   summary = local_runner.run(config)
   _print_summary(summary)
@@ -178,6 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
   run.add_argument("--preset", default="default", choices=sorted(config_lib.PRESETS))
   run.add_argument("--set", action="append", type=_parse_override, metavar="NAME=VALUE",
                    help="override a hyperparameter of the preset (JSON value)")
+  run.add_argument("--index", default="brute_force", choices=["brute_force", "scann"],
+                   help="retrieval index in the serving model (scann needs ScaNN ops to serve)")
   run.add_argument("--user", help="user to show recommendations for (default: most active)")
   run.set_defaults(func=cmd_run)
 

@@ -55,6 +55,10 @@ class PipelineConfig:
   hparam_overrides: tuple = ()        # (name, value) pairs applied over the preset
   eval_split_percent: int = 20        # deterministic hash split, as in the seed (80/20)
   top_k: int = 10                     # recommendations per user in the serving model
+  # "brute_force": exact, stock TF ops (TF Serving as is). "scann": approximate, for
+  # large catalogs; the server then needs the ScaNN ops (not in stock TF Serving).
+  index_type: str = "brute_force"
+  scann_candidates: int = 200         # ScaNN neighbours fetched before rated movies are dropped
   rating_min: float = 1.0
   rating_max: float = 5.0
   # The gate: RMSE must be below this bound and not worse than the last blessed model.

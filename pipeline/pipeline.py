@@ -85,6 +85,7 @@ def create_components(config: config_lib.PipelineConfig) -> list:
       transformed_examples=transform.outputs["transformed_examples"],
       movies=movies_gen.outputs["examples"],
       top_k=config.top_k, rating_min=config.rating_min, rating_max=config.rating_max,
+      index_type=config.index_type, scann_candidates=config.scann_candidates,
       code_version=config_lib.code_fingerprint(config_lib.SERVING_CODE))
 
   # The baseline for the change threshold: the last model that was blessed.

@@ -74,23 +74,32 @@ def test_interactions_index_ignores_out_of_vocabulary_rows():
   assert stats["rated_movies"].size == 0
 
 
-@pytest.fixture(scope="module")
-def saved_model_dir(core, tmp_path_factory):
+def _index(core):
   stats = serving_model.interactions_index(*INTERACTIONS, num_users=3, num_movies=4)
-  index = serving_model.IndexData(
+  return serving_model.IndexData(
       movie_ids=np.array(MOVIES, dtype=object),
       titles=np.array(["Hamlet", "Hamlet", "Heat", "Up"], dtype=object),
       years=np.array([1948, 1996, 1995, 2009]),
       candidate_vectors=core.movie_vectors(tf.range(4, dtype=tf.int64)).numpy(), **stats)
-  model = serving_model.ServingModel(core, index, top_k=3, rating_min=1.0, rating_max=5.0)
-  export_dir = str(tmp_path_factory.mktemp("serving") / "1")
+
+
+def _save(model, tmp_path_factory, name):
+  export_dir = str(tmp_path_factory.mktemp(name) / "1")
   serving_model.save(model, export_dir)
   return export_dir
+
+
+@pytest.fixture(scope="module")
+def saved_model_dir(core, tmp_path_factory):
+  return _save(serving_model.ServingModel(core, _index(core), top_k=3, rating_min=1.0,
+                                          rating_max=5.0), tmp_path_factory, "serving")
 
 
 TF_ONLY_CHECK = r"""
 import json, sys
 import tensorflow as tf
+if len(sys.argv) > 2:
+  import scann  # registers the ScaNN ops, as a ScaNN-enabled server would
 model = tf.saved_model.load(sys.argv[1])
 recommend = model.signatures["recommend"](user_id=tf.constant(["10", "20", "nobody", ""]))
 rating = model.signatures["predict_rating"](
@@ -112,12 +121,16 @@ print(json.dumps({
 """
 
 
+def _call_in_fresh_process(model_dir, *extra):
+  env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+  return subprocess.run([sys.executable, "-c", TF_ONLY_CHECK, model_dir, *extra], env=env,
+                        capture_output=True, text=True, timeout=300, cwd="/")
+
+
 @pytest.fixture(scope="module")
 def tf_only_answers(saved_model_dir):
   """Calls every signature in a fresh process that imports only TensorFlow."""
-  env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
-  result = subprocess.run([sys.executable, "-c", TF_ONLY_CHECK, saved_model_dir], env=env,
-                          capture_output=True, text=True, timeout=300, cwd="/")
+  result = _call_in_fresh_process(saved_model_dir)
   assert result.returncode == 0, result.stderr[-3000:]
   return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -181,3 +194,20 @@ def test_client_reads_the_newest_version_and_resolves_titles(saved_model_dir):
   assert 1.0 <= rating["rating"] <= 5.0 and not rating["fallback"]
   top = recommender.recommend(["nobody"])[0]
   assert top["popular_fallback"] and [i["movie_id"] for i in top["items"]][:2] == ["100", "200"]
+
+
+def test_scann_index_gives_the_same_contract_and_needs_scann_ops(core, tmp_path_factory,
+                                                                 tf_only_answers):
+  model_dir = _save(serving_model.ServingModel(core, _index(core), top_k=3, rating_min=1.0,
+                                               rating_max=5.0, index_type="scann"),
+                    tmp_path_factory, "serving_scann")
+  result = _call_in_fresh_process(model_dir, "with-scann")
+  assert result.returncode == 0, result.stderr[-3000:]
+  out = json.loads(result.stdout.strip().splitlines()[-1])["recommend"]
+  exact = tf_only_answers["recommend"]
+  # Four candidates: the approximate index finds the exact answer, rated movies excluded.
+  assert out["movie_ids"] == exact["movie_ids"]
+  assert out["popular_fallback"] == exact["popular_fallback"]
+  # Stock TensorFlow without the ScaNN ops cannot load it (as stock TF Serving cannot).
+  without = _call_in_fresh_process(model_dir)
+  assert without.returncode != 0 and "Scann" in without.stderr

@@ -92,8 +92,8 @@ def build_index(core, movie_vocabulary: list[str], num_users: int,
 
 
 def build_from_artifacts(model_uri: str, transform_graph_uri: str, transformed_examples, movies,
-                         output_uri: str, top_k: int, rating_min: float,
-                         rating_max: float) -> dict:
+                         output_uri: str, top_k: int, rating_min: float, rating_max: float,
+                         index_type: str = "brute_force", scann_candidates: int = 200) -> dict:
   tf_transform_output = tft.TFTransformOutput(transform_graph_uri)
   core = tf.saved_model.load(path_utils.serving_model_path(model_uri))
   movie_vocabulary = [token.decode("utf-8") if isinstance(token, bytes) else token
@@ -103,6 +103,7 @@ def build_from_artifacts(model_uri: str, transform_graph_uri: str, transformed_e
   interactions = read_interactions(_example_files(transformed_examples, "train"))
   index, report = build_index(core, movie_vocabulary, num_users,
                               read_catalog(_example_files(movies)), interactions)
-  model = serving_model.ServingModel(core, index, top_k, rating_min, rating_max)
+  model = serving_model.ServingModel(core, index, top_k, rating_min, rating_max,
+                                     index_type=index_type, scann_candidates=scann_candidates)
   serving_model.save(model, path_utils.serving_model_path(output_uri))
   return report

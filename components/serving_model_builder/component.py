@@ -29,6 +29,8 @@ def ServingModelBuilder(
     top_k: tfx.dsl.components.Parameter[int],
     rating_min: tfx.dsl.components.Parameter[float],
     rating_max: tfx.dsl.components.Parameter[float],
+    index_type: tfx.dsl.components.Parameter[str] = "brute_force",
+    scann_candidates: tfx.dsl.components.Parameter[int] = 200,
     code_version: tfx.dsl.components.Parameter[str] = "",
 ) -> None:
   """Writes the serving SavedModel to `<serving_model.uri>/Format-Serving`.
@@ -40,6 +42,7 @@ def ServingModelBuilder(
   report = builder.build_from_artifacts(
       model_uri=model.uri, transform_graph_uri=transform_graph.uri,
       transformed_examples=transformed_examples, movies=movies,
-      output_uri=serving_model.uri, top_k=top_k, rating_min=rating_min, rating_max=rating_max)
+      output_uri=serving_model.uri, top_k=top_k, rating_min=rating_min, rating_max=rating_max,
+      index_type=index_type, scann_candidates=scann_candidates)
   for name, value in report.items():
     serving_model.set_int_custom_property(name, int(value))

@@ -87,14 +87,42 @@ def _variable(value, dtype=None):
   return tf.Variable(tf.constant(value, dtype=dtype), trainable=False)
 
 
+def scann_searcher_module(candidate_vectors: np.ndarray, num_neighbors: int):
+  """An approximate ScaNN index over the candidates, as a saveable module.
+
+  Needs the ScaNN ops (`scann==1.3.2`) wherever the model is loaded: stock TF
+  Serving does not have them.
+  """
+  from scann.scann_ops.py import scann_ops  # pylint: disable=g-import-not-at-top
+  builder = scann_ops.builder(tf.constant(candidate_vectors), num_neighbors, "dot_product")
+  if len(candidate_vectors) < 2_000:
+    # Too few vectors to train a partitioning and a quantizer: ScaNN's own brute force.
+    builder = builder.score_brute_force()
+  else:
+    num_leaves = int(np.sqrt(len(candidate_vectors)))
+    builder = (builder.tree(num_leaves=num_leaves, num_leaves_to_search=max(1, num_leaves // 5),
+                            training_sample_size=len(candidate_vectors))
+               .score_ah(2, anisotropic_quantization_threshold=0.2)
+               .reorder(min(len(candidate_vectors), 4 * num_neighbors)))
+  return builder.build(shared_name=f"scann_index_{id(candidate_vectors)}").serialize_to_module()
+
+
 class ServingModel(tf.Module):
   """Wraps a loaded core model; see the module docstring for the signatures."""
 
-  def __init__(self, core, index: IndexData, top_k: int, rating_min: float, rating_max: float):
+  def __init__(self, core, index: IndexData, top_k: int, rating_min: float, rating_max: float,
+               index_type: str = "brute_force", scann_candidates: int = 200):
+    """`index_type` "scann" retrieves `scann_candidates` approximately, then drops the
+    user's rated movies among them and keeps the best `top_k`."""
     super().__init__()
     self.core = core
     num_movies = len(index.movie_ids)
     self.top_k = min(top_k, num_movies)
+    if index_type not in ("brute_force", "scann"):
+      raise ValueError(f"index_type must be 'brute_force' or 'scann', got {index_type!r}")
+    self.scann_candidates = min(max(scann_candidates, self.top_k), num_movies)
+    self.scann = (scann_searcher_module(index.candidate_vectors, self.scann_candidates)
+                  if index_type == "scann" else None)
     self.rating_min, self.rating_max = float(rating_min), float(rating_max)
     self.movie_ids = _variable(index.movie_ids.astype(object), tf.string)
     self.titles = _variable(index.titles.astype(object), tf.string)
@@ -120,20 +148,16 @@ class ServingModel(tf.Module):
     user_index = self.core.user_index(user_id)
     known, safe_index = self._known(user_index, tf.shape(self.user_mean_rating, tf.int64)[0])
     queries = self.core.user_vectors(safe_index)
-    scores = tf.matmul(queries, self.candidate_vectors, transpose_b=True)
-    # Exclude what each user already rated in training.
     rated = tf.gather(tf.RaggedTensor.from_row_splits(
         self.rated_movies, self.rated_row_splits, validate=False), safe_index)
-    positions = tf.stack([rated.value_rowids(), rated.flat_values], axis=1)
-    scores = tf.tensor_scatter_nd_update(
-        scores, positions, tf.fill(tf.shape(rated.flat_values), -np.inf))
-    top = tf.math.top_k(scores, k=self.top_k)
+    top_indices, top_scores = (self._exact_top_k(queries, rated) if self.scann is None
+                               else self._approximate_top_k(queries, rated))
 
     batch = tf.shape(user_id)[0]
     known_rows = known[:, tf.newaxis]
-    indices = tf.where(known_rows, tf.cast(top.indices, tf.int64),
+    indices = tf.where(known_rows, top_indices,
                        tf.tile(self.popular_movies[tf.newaxis], [batch, 1]))
-    scores = tf.where(known_rows, top.values,
+    scores = tf.where(known_rows, top_scores,
                       tf.tile(self.popular_scores[tf.newaxis], [batch, 1]))
     # A user who rated all but fewer than K movies: the excess slots are padding.
     filled = scores > -np.inf
@@ -144,6 +168,30 @@ class ServingModel(tf.Module):
         "scores": scores,
         "popular_fallback": tf.logical_not(known),
     }
+
+  def _exact_top_k(self, queries, rated):
+    """One matrix product over all candidates, rated movies set to -inf, top_k."""
+    scores = tf.matmul(queries, self.candidate_vectors, transpose_b=True)
+    positions = tf.stack([rated.value_rowids(), rated.flat_values], axis=1)
+    scores = tf.tensor_scatter_nd_update(
+        scores, positions, tf.fill(tf.shape(rated.flat_values), -np.inf))
+    top = tf.math.top_k(scores, k=self.top_k)
+    return tf.cast(top.indices, tf.int64), top.values
+
+  def _approximate_top_k(self, queries, rated):
+    """ScaNN's best `scann_candidates`, minus rated movies, then top_k."""
+    from scann.scann_ops.py import scann_ops  # pylint: disable=g-import-not-at-top
+    result = scann_ops.searcher_from_module(self.scann).search_batched(
+        queries, final_num_neighbors=self.scann_candidates)
+    candidates = tf.cast(result.indices, tf.int64)
+    # Rated rows are sorted (see interactions_index): membership by binary search.
+    padded = rated.to_tensor(default_value=np.iinfo(np.int64).max)
+    padded = tf.concat([padded, tf.fill([tf.shape(padded)[0], 1], np.iinfo(np.int64).max)], 1)
+    position = tf.searchsorted(padded, candidates)
+    is_rated = tf.equal(tf.gather(padded, position, batch_dims=1), candidates)
+    scores = tf.where(is_rated, -np.inf, result.distances)
+    top = tf.math.top_k(scores, k=self.top_k)
+    return tf.gather(candidates, top.indices, batch_dims=1), top.values
 
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id"),
                                 tf.TensorSpec([None], tf.string, name="movie_id")])
@@ -170,10 +218,13 @@ class ServingModel(tf.Module):
 
 
 def save(model: ServingModel, export_dir: str) -> None:
+  """Writes the SavedModel; a ScaNN index needs the Scann op namespace allowed."""
+  options = tf.saved_model.SaveOptions(
+      namespace_whitelist=["Scann"] if model.scann is not None else None)
   signatures = {
       "serving_default": model.recommend,
       SIGNATURE_RECOMMEND: model.recommend,
       SIGNATURE_PREDICT_RATING: model.predict_rating,
       SIGNATURE_EXAMPLES: model.rate_examples,
   }
-  tf.saved_model.save(model, export_dir, signatures=signatures)
+  tf.saved_model.save(model, export_dir, signatures=signatures, options=options)
