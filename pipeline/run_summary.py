@@ -53,30 +53,28 @@ def _property(artifact, name, default=None):
   return default
 
 
+def _per_split(artifact, file_name: str, message_class) -> dict:
+  """split name -> the proto `file_name` of that split of a split artifact."""
+  messages = {}
+  for split in json.loads(artifact.properties["split_names"].string_value):
+    message = message_class()
+    with tf.io.gfile.GFile(os.path.join(artifact.uri, f"Split-{split}", file_name), "rb") as f:
+      message.ParseFromString(f.read())
+    messages[split] = message
+  return messages
+
+
 def example_counts(statistics_artifact) -> dict:
-  counts = {}
-  split_names = json.loads(statistics_artifact.properties["split_names"].string_value)
-  for split in split_names:
-    path = os.path.join(statistics_artifact.uri, f"Split-{split}", "FeatureStats.pb")
-    stats = statistics_pb2.DatasetFeatureStatisticsList()
-    with tf.io.gfile.GFile(path, "rb") as f:
-      stats.ParseFromString(f.read())
-    counts[split] = int(stats.datasets[0].num_examples)
-  return counts
+  return {split: int(stats.datasets[0].num_examples) for split, stats in _per_split(
+      statistics_artifact, "FeatureStats.pb", statistics_pb2.DatasetFeatureStatisticsList).items()}
 
 
 def anomalies(anomalies_artifact) -> dict:
   """split -> list of "feature: description" anomalies found by ExampleValidator."""
-  found = {}
-  split_names = json.loads(anomalies_artifact.properties["split_names"].string_value)
-  for split in split_names:
-    path = os.path.join(anomalies_artifact.uri, f"Split-{split}", "SchemaDiff.pb")
-    report = anomalies_pb2.Anomalies()
-    with tf.io.gfile.GFile(path, "rb") as f:
-      report.ParseFromString(f.read())
-    found[split] = [f"{name}: {info.description}"
-                    for name, info in sorted(report.anomaly_info.items())]
-  return found
+  return {split: [f"{name}: {info.description}"
+                  for name, info in sorted(report.anomaly_info.items())]
+          for split, report in _per_split(anomalies_artifact, "SchemaDiff.pb",
+                                          anomalies_pb2.Anomalies).items()}
 
 
 def evaluator_metrics(evaluation_artifact) -> dict:
