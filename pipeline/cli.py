@@ -6,6 +6,7 @@
   nfrec run [--data DIR] [--output DIR] [--preset NAME] [--set NAME=VALUE ...]
   nfrec recommend --user ID [-k 10] [--model DIR]
   nfrec rate --user ID --movie ID_OR_TITLE [--model DIR]
+  nfrec compile-kubeflow --output pipeline.json --data gs://... --pipeline-output gs://...
   nfrec generate-sample --output DIR [--users N] [--movies N] [--seed N]
 """
 
@@ -132,6 +133,22 @@ def cmd_recommend(args) -> int:
   return 0
 
 
+def cmd_compile_kubeflow(args) -> int:
+  from pipeline import kubeflow_runner
+  config = config_lib.PipelineConfig(
+      data_dir=args.data, output_dir=args.pipeline_output, preset=args.preset,
+      hparam_overrides=tuple(args.set or ()), beam_runner=args.beam_runner,
+      beam_extra_args=tuple(args.beam_arg or ()), index_type=args.index,
+      distribution_strategy=args.distribution_strategy)
+  config.hparams  # Fails early on an unknown preset or hyperparameter.
+  config.beam_args
+  spec = kubeflow_runner.compile_pipeline(config, args.image, args.output)
+  tasks = spec["pipelineSpec"]["root"]["dag"]["tasks"]
+  print(f"wrote {args.output}: pipeline {spec['pipelineSpec']['pipelineInfo']['name']}, "
+        f"{len(tasks)} tasks, image {args.image}")
+  return 0
+
+
 def cmd_rate(args) -> int:
   from pipeline import serving_client
   recommender = serving_client.Recommender(args.model)
@@ -196,6 +213,23 @@ def build_parser() -> argparse.ArgumentParser:
   rate.add_argument("--movie", required=True, help="Movie_ID or exact title")
   rate.add_argument("--model", default=recommend.get_default("model"))
   rate.set_defaults(func=cmd_rate)
+
+  kfp = commands.add_parser("compile-kubeflow",
+                            help="compile the pipeline to a KFP v2 spec (Kubeflow / Vertex AI)")
+  kfp.add_argument("--output", required=True, help="pipeline spec JSON to write")
+  kfp.add_argument("--data", required=True, help="data folder as the cluster sees it (gs://, PVC)")
+  kfp.add_argument("--pipeline-output", required=True,
+                   help="pipeline root, serving_model/ (gs://... or a PVC path)")
+  kfp.add_argument("--image", default="nfrec-pipeline:latest", help="pipeline image (Dockerfile)")
+  kfp.add_argument("--preset", default="default", choices=sorted(config_lib.PRESETS))
+  kfp.add_argument("--set", action="append", type=_parse_override, metavar="NAME=VALUE")
+  kfp.add_argument("--beam-runner", default="dataflow", choices=sorted(config_lib.BEAM_RUNNERS))
+  kfp.add_argument("--beam-arg", action="append", metavar="--FLAG=VALUE",
+                   help="a flag for the Beam runner (repeat), e.g. --beam-arg=--project=P")
+  kfp.add_argument("--index", default="brute_force", choices=["brute_force", "scann"])
+  kfp.add_argument("--distribution-strategy", default="default",
+                   choices=["default", "mirrored", "multi_worker_mirrored"])
+  kfp.set_defaults(func=cmd_compile_kubeflow)
 
   sample = commands.add_parser("generate-sample", help="write a synthetic Netflix-layout sample")
   sample.add_argument("--output", required=True)

@@ -64,9 +64,18 @@ class PipelineConfig:
   # The gate: RMSE must be below this bound and not worse than the last blessed model.
   rmse_upper_bound: float = 1.1
   rmse_change_tolerance: float = 1e-10
-  beam_args: tuple = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
+  # Beam: "in_memory" or "multi_processing" (local DirectRunner), "dataflow", "flink",
+  # "spark"; the runner's own flags go in beam_extra_args (see beam_pipeline_args).
+  beam_runner: str = "in_memory"
+  beam_extra_args: tuple = ()
+  # tf.distribute strategy of the Trainer: "default", "mirrored", "multi_worker_mirrored".
+  distribution_strategy: str = "default"
   enable_cache: bool = True
   metadata_path: Optional[str] = None  # default: <output_dir>/metadata.sqlite
+
+  @property
+  def beam_args(self) -> list[str]:
+    return beam_pipeline_args(self.beam_runner, self.beam_extra_args)
 
   @property
   def ratings_dir(self) -> str:
@@ -99,6 +108,30 @@ class PipelineConfig:
         raise ValueError(f"Unknown hyperparameter {name!r}; known: {sorted(hparams)}.")
       hparams[name] = value
     return hparams
+
+
+# The flags each Beam runner needs (beyond these, pass its own in beam_extra_args):
+#   dataflow: --project, --region, --temp_location=gs://..., optionally
+#             --max_num_workers, --machine_type, --experiments=use_runner_v2
+#   flink:    --flink_master=HOST:PORT, --environment_type=EXTERNAL|DOCKER,
+#             --environment_config=<worker pool address or image>
+#   spark:    --spark_master_url=spark://HOST:7077 (portable job server),
+#             --environment_type, --environment_config as for Flink
+BEAM_RUNNERS = {
+    "in_memory": ["--runner=DirectRunner", "--direct_running_mode=in_memory",
+                  "--direct_num_workers=1"],
+    "multi_processing": ["--runner=DirectRunner", "--direct_running_mode=multi_processing",
+                         "--direct_num_workers=0"],   # 0: one worker per core
+    "dataflow": ["--runner=DataflowRunner"],
+    "flink": ["--runner=FlinkRunner"],
+    "spark": ["--runner=SparkRunner"],
+}
+
+
+def beam_pipeline_args(runner: str, extra_args=()) -> list[str]:
+  if runner not in BEAM_RUNNERS:
+    raise ValueError(f"Unknown Beam runner {runner!r}; choose one of {sorted(BEAM_RUNNERS)}.")
+  return BEAM_RUNNERS[runner] + list(extra_args)
 
 
 def code_fingerprint(folders) -> str:

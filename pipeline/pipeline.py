@@ -77,6 +77,7 @@ def create_components(config: config_lib.PipelineConfig) -> list:
       train_args=tfx.proto.TrainArgs(splits=["train"]),
       eval_args=tfx.proto.EvalArgs(splits=["eval"]),
       custom_config={"hparams": config.hparams,
+                     "distribution_strategy": config.distribution_strategy,
                      "code_version": config_lib.code_fingerprint(config_lib.TRAINER_CODE)})
 
   builder = ServingModelBuilder(
@@ -121,4 +122,4 @@ def create_pipeline(config: config_lib.PipelineConfig,
       components=create_components(config),
       enable_cache=config.enable_cache,
       metadata_connection_config=metadata_connection_config,
-      beam_pipeline_args=list(config.beam_args))
+      beam_pipeline_args=config.beam_args)

@@ -151,7 +151,18 @@ def export_core_model(model, tf_transform_output, export_dir: str) -> None:
   tf.saved_model.save(core, export_dir, signatures={"serving_default": core.rate_examples})
 
 
-def train(fn_args, hparams: dict) -> dict:
+def distribution_strategy(name: str) -> tf.distribute.Strategy:
+  """"default" (one device), "mirrored" (all local GPUs/CPUs), "multi_worker_mirrored"
+  (synchronous data parallelism across the workers named in TF_CONFIG, e.g. on a cluster)."""
+  strategies = {"default": tf.distribute.get_strategy,
+                "mirrored": tf.distribute.MirroredStrategy,
+                "multi_worker_mirrored": tf.distribute.MultiWorkerMirroredStrategy}
+  if name not in strategies:
+    raise ValueError(f"Unknown distribution strategy {name!r}; choose one of {sorted(strategies)}.")
+  return strategies[name]()
+
+
+def train(fn_args, hparams: dict, strategy_name: str = "default") -> dict:
   """Trains, evaluates and exports; returns the eval metrics."""
   tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
   num_users = vocabulary_size(tf_transform_output, features.USER_VOCABULARY)
@@ -163,8 +174,9 @@ def train(fn_args, hparams: dict) -> dict:
                        batch_size, shuffle=False)
 
   counts, mean_rating = training_statistics(train_data, num_movies)
-  model = model_lib.build_model(num_users, num_movies, hparams, movie_counts=counts,
-                                global_mean=mean_rating)
+  with distribution_strategy(strategy_name).scope():
+    model = model_lib.build_model(num_users, num_movies, hparams, movie_counts=counts,
+                                  global_mean=mean_rating)
   callbacks = [tf.keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq="epoch")]
   if hparams.get("early_stopping_patience"):
     callbacks.append(tf.keras.callbacks.EarlyStopping(
@@ -189,4 +201,5 @@ def train(fn_args, hparams: dict) -> dict:
 
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
   """TFX Trainer entry point; hyperparameters come in `custom_config["hparams"]`."""
-  train(fn_args, fn_args.custom_config["hparams"])
+  train(fn_args, fn_args.custom_config["hparams"],
+        fn_args.custom_config.get("distribution_strategy", "default"))
