@@ -139,7 +139,7 @@ def cmd_compile_kubeflow(args) -> int:
       data_dir=args.data, output_dir=args.pipeline_output, preset=args.preset,
       hparam_overrides=tuple(args.set or ()), beam_runner=args.beam_runner,
       beam_extra_args=tuple(args.beam_arg or ()), index_type=args.index,
-      distribution_strategy=args.distribution_strategy)
+      distribution_strategy=args.distribution_strategy, schema_file=args.schema_file)
   config.hparams  # Fails early on an unknown preset or hyperparameter.
   config.beam_args
   spec = kubeflow_runner.compile_pipeline(config, args.image, args.output)
@@ -227,6 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
   kfp.add_argument("--beam-arg", action="append", metavar="--FLAG=VALUE",
                    help="a flag for the Beam runner (repeat), e.g. --beam-arg=--project=P")
   kfp.add_argument("--index", default="brute_force", choices=["brute_force", "scann"])
+  kfp.add_argument("--schema-file", default="/pipeline/pipeline/schema/ratings_schema.pbtxt",
+                   help="curated schema as the cluster sees it (default: the one in the image)")
   kfp.add_argument("--distribution-strategy", default="default",
                    choices=["default", "mirrored", "multi_worker_mirrored"])
   kfp.set_defaults(func=cmd_compile_kubeflow)

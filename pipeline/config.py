@@ -53,6 +53,7 @@ class PipelineConfig:
   model_name: str = MODEL_NAME
   preset: str = "default"
   hparam_overrides: tuple = ()        # (name, value) pairs applied over the preset
+  schema_file: str = ""               # curated schema; "" = pipeline/schema.py's choice
   eval_split_percent: int = 20        # deterministic hash split, as in the seed (80/20)
   top_k: int = 10                     # recommendations per user in the serving model
   # "brute_force": exact, stock TF ops (TF Serving as is). "scann": approximate, for

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 
@@ -12,6 +13,7 @@ from tfx import v1 as tfx
 from pipeline import config as config_lib
 from pipeline import pipeline as pipeline_lib
 from pipeline import run_summary
+from pipeline import schema as schema_lib
 
 
 class DataError(ValueError):
@@ -37,6 +39,9 @@ def run(config: config_lib.PipelineConfig) -> dict:
   """Runs the pipeline, then writes and returns the run summary."""
   check_input(config)
   os.makedirs(config.output_dir, exist_ok=True)
+  config = dataclasses.replace(config, schema_file=schema_lib.content_addressed_copy(
+      config.schema_file or schema_lib.schema_for(config.data_dir),
+      os.path.join(config.output_dir, "schema")))
   metadata_config = tfx.orchestration.metadata.sqlite_metadata_connection_config(
       config.metadata_sqlite)
   started = time.time()

@@ -28,6 +28,8 @@ KNOWN_NOISE = re.compile("|".join([
     r"is deprecated and will be removed in a future version",
     r"arguments contain non-serializable objects",
     r"Please customize component directly",
+    # A failed component: the CLI reports the exception itself in one line.
+    r"^Execution \d+ failed\.$",
 ]))
 
 

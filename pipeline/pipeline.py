@@ -11,10 +11,12 @@ from tfx import v1 as tfx
 from tfx.proto import example_gen_pb2
 
 from components.atomic_pusher.component import AtomicPusher
+from components.data_gate.component import DataGate
 from components.serving_model_builder.component import ServingModelBuilder
 from modules.serving import serving_model
 from modules.transform import preprocessing as features
 from pipeline import config as config_lib
+from pipeline import schema as schema_lib
 
 # Component ids, also used by the run summary to find their outputs in ML-Metadata.
 RATINGS_GEN = "RatingsExampleGen"
@@ -57,16 +59,19 @@ def create_components(config: config_lib.PipelineConfig) -> list:
           tfx.proto.SplitConfig.Split(name="catalog", hash_buckets=1)]))).with_id(MOVIES_GEN)
 
   statistics_gen = tfx.components.StatisticsGen(examples=ratings_gen.outputs["examples"])
-  schema_gen = tfx.components.SchemaGen(
-      statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True)
+  # The curated schema (pipeline/schema.py), not one inferred from each new batch of data.
+  schema_gen = tfx.components.ImportSchemaGen(
+      schema_file=config.schema_file or schema_lib.schema_for(config.data_dir))
   example_validator = tfx.components.ExampleValidator(
       statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
+  data_gate = DataGate(anomalies=example_validator.outputs["anomalies"])
 
   transform = tfx.components.Transform(
       examples=ratings_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
       preprocessing_fn=config_lib.PREPROCESSING_FN,
       disable_statistics=True,  # StatisticsGen already describes the raw data.
       custom_config={"code_version": config_lib.code_fingerprint(config_lib.TRANSFORM_CODE)})
+  transform.add_upstream_node(data_gate)  # no Transform, hence no model, on anomalous data
 
   trainer = tfx.components.Trainer(
       run_fn=config_lib.RUN_FN,
@@ -110,7 +115,8 @@ def create_components(config: config_lib.PipelineConfig) -> list:
           filesystem=tfx.proto.PushDestination.Filesystem(
               base_directory=config.serving_model_dir))).with_id("Pusher")
 
-  return [ratings_gen, movies_gen, statistics_gen, schema_gen, example_validator, transform,
+  return [ratings_gen, movies_gen, statistics_gen, schema_gen, example_validator, data_gate,
+          transform,
           trainer, builder, baseline_model, evaluator, pusher]
 
 

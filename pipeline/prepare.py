@@ -43,6 +43,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from pipeline import sample_data
+from pipeline import schema as schema_lib
 
 REJECTS_FILE = "rejects.csv"
 DATASET_FILE = "dataset.json"
@@ -357,7 +358,8 @@ def _write_ratings(rows: Iterable[Row], path: str, scale: RatingScale, known_mov
       keys.append(user << 20 | movie)
       lines.append(row.line)
       file_ids.append(len(files) - 1)
-      rating_text = f"{rating:g}" if scale.step < 1 else str(int(rating))
+      # Half stars always with a decimal, so the column is FLOAT whatever the values.
+      rating_text = f"{rating:.1f}" if scale.step < 1 else str(int(rating))
       writer.writerow([user, rating_text, movie] + [row.fields[n].strip() for n in extra_fields])
 
   duplicate_of = _duplicates(np.frombuffer(keys, dtype=np.int64) if keys else np.zeros(0, np.int64))
@@ -414,10 +416,14 @@ def prepare(source, output_dir: str, max_reject_share: float = 0.01) -> Report:
           f"{rejected:,} of {report.rows_in:,} rating rows rejected "
           f"({rejected / report.rows_in:.2%} > {max_reject_share:.2%}): "
           f"{dict(report.rejects)}; see {os.path.join(output_dir, REJECTS_FILE)}.")
+    schema_lib.write(schema_lib.ratings_schema(scale.minimum, scale.maximum,
+                                               integer_ratings=scale.step >= 1,
+                                               string_columns=extra_columns),
+                     os.path.join(staging, schema_lib.DATA_SCHEMA_FILE))
     with open(os.path.join(staging, DATASET_FILE), "w") as f:
       json.dump({"rating_min": scale.minimum, "rating_max": scale.maximum,
                  "rating_step": scale.step, **report.as_dict()}, f, indent=2)
-    for name in ("ratings", "movies", REJECTS_FILE, DATASET_FILE):
+    for name in ("ratings", "movies", REJECTS_FILE, DATASET_FILE, schema_lib.DATA_SCHEMA_FILE):
       target = os.path.join(output_dir, name)
       if os.path.isdir(target):
         shutil.rmtree(target)

@@ -14,8 +14,9 @@ import tensorflow as tf
 import tensorflow_model_analysis as tfma
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
-from tensorflow_metadata.proto.v0 import anomalies_pb2, statistics_pb2
+from tensorflow_metadata.proto.v0 import statistics_pb2
 
+from components.data_gate import gate
 from modules.trainer import run as trainer_module
 from pipeline import config as config_lib
 
@@ -53,28 +54,26 @@ def _property(artifact, name, default=None):
   return default
 
 
-def _per_split(artifact, file_name: str, message_class) -> dict:
-  """split name -> the proto `file_name` of that split of a split artifact."""
-  messages = {}
-  for split in json.loads(artifact.properties["split_names"].string_value):
-    message = message_class()
-    with tf.io.gfile.GFile(os.path.join(artifact.uri, f"Split-{split}", file_name), "rb") as f:
-      message.ParseFromString(f.read())
-    messages[split] = message
-  return messages
+def _split_files(artifact, file_name: str) -> dict:
+  """split name -> path of `file_name` in that split of a split artifact."""
+  return {split: os.path.join(artifact.uri, f"Split-{split}", file_name)
+          for split in json.loads(artifact.properties["split_names"].string_value)}
 
 
 def example_counts(statistics_artifact) -> dict:
-  return {split: int(stats.datasets[0].num_examples) for split, stats in _per_split(
-      statistics_artifact, "FeatureStats.pb", statistics_pb2.DatasetFeatureStatisticsList).items()}
+  counts = {}
+  for split, path in _split_files(statistics_artifact, "FeatureStats.pb").items():
+    stats = statistics_pb2.DatasetFeatureStatisticsList()
+    with tf.io.gfile.GFile(path, "rb") as f:
+      stats.ParseFromString(f.read())
+    counts[split] = int(stats.datasets[0].num_examples)
+  return counts
 
 
 def anomalies(anomalies_artifact) -> dict:
   """split -> list of "feature: description" anomalies found by ExampleValidator."""
-  return {split: [f"{name}: {info.description}"
-                  for name, info in sorted(report.anomaly_info.items())]
-          for split, report in _per_split(anomalies_artifact, "SchemaDiff.pb",
-                                          anomalies_pb2.Anomalies).items()}
+  return {split: gate.read_anomalies(path) for split, path in
+          _split_files(anomalies_artifact, gate.ANOMALIES_FILE).items()}
 
 
 def evaluator_metrics(evaluation_artifact) -> dict:

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -31,8 +32,8 @@ def first_run(tiny_data_dir, tmp_path_factory):
 def test_every_component_ran(first_run):
   _, summary, _ = first_run
   assert set(summary["components"]) == {
-      "RatingsExampleGen", "MoviesExampleGen", "StatisticsGen", "SchemaGen",
-      "ExampleValidator", "Transform", "Trainer", "ServingModelBuilder",
+      "RatingsExampleGen", "MoviesExampleGen", "StatisticsGen", "ImportSchemaGen",
+      "ExampleValidator", "DataGate", "Transform", "Trainer", "ServingModelBuilder",
       "latest_blessed_model_resolver", "Evaluator", "Pusher"}
   assert all(c["state"] == "COMPLETE" for c in summary["components"].values())
 
@@ -92,13 +93,32 @@ def test_second_run_is_served_from_the_cache(first_run, tiny_data_dir):
   states = {name: c["state"] for name, c in second["components"].items()}
   # Everything up to the model is cached. The Evaluator runs again because it
   # now has a baseline (the model the first run blessed): the same model.
-  for name in ("RatingsExampleGen", "MoviesExampleGen", "StatisticsGen", "SchemaGen",
-               "ExampleValidator", "Transform", "Trainer", "ServingModelBuilder"):
+  for name in ("RatingsExampleGen", "MoviesExampleGen", "StatisticsGen", "ImportSchemaGen",
+               "ExampleValidator", "DataGate", "Transform", "Trainer", "ServingModelBuilder"):
     assert states[name] == "CACHED", states
   assert second["blessed"]
   assert second["evaluator_metrics"]["root_mean_squared_error"] == pytest.approx(
       first["evaluator_metrics"]["root_mean_squared_error"])
   # The same model is not pushed again as a new version.
   assert second["pushed_to"] == first["pushed_to"]
+  versions = os.listdir(os.path.join(output, "serving_model", "netflix_recommender"))
+  assert versions == [os.path.basename(first["pushed_to"])]
+
+
+def test_bad_data_stops_the_run_before_training_and_the_served_model_stays(
+    first_run, tiny_data_dir, tmp_path):
+  output, first, _ = first_run
+  bad = tmp_path / "bad"
+  shutil.copytree(tiny_data_dir, bad)
+  with open(bad / "ratings" / "Netflix_Dataset_Rating.csv", "a") as f:
+    f.writelines(f"{900000 + i},9,1\n" for i in range(50))   # ratings outside 1..5
+  trainer_runs = os.listdir(os.path.join(output, "pipeline", "Trainer", "model"))
+  result = _nfrec("run", "--data", str(bad), "--output", output, *FAST)
+  assert result.returncode != 0
+  error = [line for line in result.stderr.splitlines() if line.startswith("nfrec run: error")]
+  assert len(error) == 1 and "data validation failed" in error[0] and "Rating" in error[0], \
+      result.stderr[-3000:]
+  assert "Traceback" not in result.stderr
+  assert os.listdir(os.path.join(output, "pipeline", "Trainer", "model")) == trainer_runs
   versions = os.listdir(os.path.join(output, "serving_model", "netflix_recommender"))
   assert versions == [os.path.basename(first["pushed_to"])]

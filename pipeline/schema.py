@@ -1,0 +1,76 @@
+"""The curated schema of the ratings examples: drift is caught, not learnt.
+
+SchemaGen inferred the first schema; this module states it explicitly (types,
+required ids, the rating scale as a domain), and the pipeline imports it with
+ImportSchemaGen. ExampleValidator then reports out-of-range ratings, missing
+ids, new columns and wrong types as anomalies, and DataGate stops the run.
+
+`pipeline/schema/ratings_schema.pbtxt` is the schema of the Netflix layout
+(integer stars 1..5), kept in the repo; `nfrec prepare` writes the schema of
+what it prepared (half stars, a Date column) beside the data as `schema.pbtxt`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+
+from google.protobuf import text_format
+from tensorflow_metadata.proto.v0 import schema_pb2
+
+from pipeline import config as config_lib
+
+DEFAULT_SCHEMA_FILE = os.path.join(config_lib.PROJECT_ROOT, "pipeline", "schema",
+                                   "ratings_schema.pbtxt")
+DATA_SCHEMA_FILE = "schema.pbtxt"  # beside ratings/ and movies/ in a prepared data folder
+
+
+def _required(schema: schema_pb2.Schema, name: str, kind) -> schema_pb2.Feature:
+  feature = schema.feature.add(name=name, type=kind)
+  feature.presence.min_fraction = 1.0
+  feature.presence.min_count = 1
+  feature.shape.dim.add(size=1)
+  return feature
+
+
+def ratings_schema(rating_min: float = 1.0, rating_max: float = 5.0, integer_ratings: bool = True,
+                   string_columns=()) -> schema_pb2.Schema:
+  schema = schema_pb2.Schema()
+  for name in ("User_ID", "Movie_ID"):
+    _required(schema, name, schema_pb2.INT).int_domain.min = 0
+  rating = _required(schema, "Rating", schema_pb2.INT if integer_ratings else schema_pb2.FLOAT)
+  if integer_ratings:
+    rating.int_domain.min, rating.int_domain.max = int(rating_min), int(rating_max)
+  else:
+    rating.float_domain.min, rating.float_domain.max = rating_min, rating_max
+  for name in string_columns:
+    _required(schema, name, schema_pb2.BYTES)
+  return schema
+
+
+def write(schema: schema_pb2.Schema, path: str) -> None:
+  with open(path, "w") as f:
+    f.write("# Curated schema of the ratings examples (written by pipeline/schema.py).\n")
+    f.write(text_format.MessageToString(schema))
+
+
+def schema_for(data_dir: str) -> str:
+  """The data folder's own schema if `nfrec prepare` wrote one, else the repo's default."""
+  own = os.path.join(data_dir, DATA_SCHEMA_FILE)
+  return own if os.path.exists(own) else DEFAULT_SCHEMA_FILE
+
+
+def content_addressed_copy(schema_file: str, directory: str) -> str:
+  """Copies the schema to `directory/<hash>/schema.pbtxt`.
+
+  ImportSchemaGen's cache key is the file path: a path that changes with the
+  content makes an edited schema re-run validation instead of being cached.
+  """
+  with open(schema_file, "rb") as f:
+    digest = hashlib.sha256(f.read()).hexdigest()[:16]
+  target = os.path.join(directory, digest, "schema.pbtxt")
+  if not os.path.exists(target):
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    shutil.copyfile(schema_file, target)
+  return target
