@@ -96,15 +96,21 @@ def cmd_run(args) -> int:
   config.hparams  # Fails early on an unknown preset or hyperparameter.
   summary = local_runner.run(config)
   _print_summary(summary)
+  print(f"summary written to {os.path.join(config.output_dir, run_summary.SUMMARY_FILE)}")
   try:
     recommender = serving_client.Recommender(config.serving_model_dir)
   except serving_client.ModelNotFound as error:
-    print(f"no served model to ask: {error}")
-    return 0 if summary["blessed"] else 1
-  user = args.user or _most_active_user(summary, config)
-  print(f"\nserved model: {recommender.version_dir}")
-  print(serving_client.format_recommendations(recommender.recommend([user])[0]))
-  print(f"\nsummary written to {os.path.join(config.output_dir, run_summary.SUMMARY_FILE)}")
+    recommender = None
+    print(f"no served model: {error}")
+  if recommender:
+    user = args.user or _most_active_user(summary, config)
+    print(f"\nserved model: {recommender.version_dir}")
+    print(serving_client.format_recommendations(recommender.recommend([user])[0]))
+  if not summary["blessed"]:
+    # Exit 1: the run worked, but produced nothing to serve (the gate held).
+    print("\nthe new model was not blessed (see the Evaluator metrics and thresholds): "
+          "it was not pushed, the served model is unchanged", file=sys.stderr)
+    return 1
   return 0
 
 
@@ -169,9 +175,16 @@ def cmd_generate_sample(args) -> int:
   return 0
 
 
+class _OneLineErrorParser(argparse.ArgumentParser):
+  """Usage errors in one line, like every other error of nfrec."""
+
+  def error(self, message):
+    self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-  parser = argparse.ArgumentParser(prog="nfrec", description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser = _OneLineErrorParser(prog="nfrec", description=__doc__,
+                               formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--verbose", action="store_true", help="show TFX/Beam/TF logs")
   commands = parser.add_subparsers(dest="command", required=True)
 

@@ -42,3 +42,30 @@ def test_run_with_an_unknown_hyperparameter(tmp_path):
 def test_recommend_without_a_pushed_model(tmp_path):
   _one_line_error(_nfrec("recommend", "--user", "1", "--model", str(tmp_path)),
                   str(tmp_path), "no model version")
+
+
+def test_prepare_with_a_missing_file(tmp_path):
+  missing = str(tmp_path / "ratings.csv")
+  _one_line_error(_nfrec("prepare", "--format", "netflix-kaggle", "--ratings", missing,
+                         "--movies", missing, "--output", str(tmp_path / "out")),
+                  missing, "no such file")
+
+
+def test_prepare_with_the_wrong_format(tmp_path):
+  _one_line_error(_nfrec("prepare", "--format", "movielens", "--input", str(tmp_path),
+                         "--output", str(tmp_path / "out")), "no MovieLens ratings here")
+  _one_line_error(_nfrec("prepare", "--format", "netflix-prize", "--output", str(tmp_path)),
+                  "--format netflix-prize needs --combined and --titles")
+  _one_line_error(_nfrec("prepare", "--format", "csv", "--output", str(tmp_path)),
+                  "invalid choice: 'csv'")
+
+
+def test_rate_without_a_pushed_model(tmp_path):
+  _one_line_error(_nfrec("rate", "--user", "1", "--movie", "2", "--model", str(tmp_path)),
+                  "no model version")
+
+
+def test_compile_kubeflow_with_an_unknown_runner(tmp_path):
+  _one_line_error(_nfrec("compile-kubeflow", "--output", str(tmp_path / "p.json"), "--data", "gs://b/d",
+                         "--pipeline-output", "gs://b/o", "--beam-runner", "dataflw"),
+                  "invalid choice: 'dataflw'")

@@ -3,8 +3,10 @@
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -122,3 +124,46 @@ def test_bad_data_stops_the_run_before_training_and_the_served_model_stays(
   assert os.listdir(os.path.join(output, "pipeline", "Trainer", "model")) == trainer_runs
   versions = os.listdir(os.path.join(output, "serving_model", "netflix_recommender"))
   assert versions == [os.path.basename(first["pushed_to"])]
+
+
+def test_a_degraded_model_is_not_blessed_and_the_last_blessed_model_stays(first_run,
+                                                                         tiny_data_dir):
+  output, first, _ = first_run
+  # Trained for zero epochs: the rating head is untrained noise around the mean.
+  result = _nfrec("run", "--data", tiny_data_dir, "--output", output, "--set", "epochs=0",
+                  "--set", "early_stopping_patience=0")
+  assert result.returncode == 1, result.stderr[-3000:]   # ran, but nothing to serve from it
+  with open(os.path.join(output, "run_summary.json")) as f:
+    degraded = json.load(f)
+  assert degraded["components"]["Trainer"]["state"] == "COMPLETE"
+  assert (degraded["evaluator_metrics"]["root_mean_squared_error"]
+          > first["evaluator_metrics"]["root_mean_squared_error"])
+  assert not degraded["blessed"] and not degraded["pushed"]
+  versions = os.listdir(os.path.join(output, "serving_model", "netflix_recommender"))
+  assert versions == [os.path.basename(first["pushed_to"])]
+
+
+def test_a_run_killed_during_training_resumes_from_the_cache(tiny_data_dir, tmp_path):
+  output = str(tmp_path / "run")
+  process = subprocess.Popen([NFREC, "run", "--data", tiny_data_dir, "--output", output, *FAST],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             start_new_session=True)
+  trainer_dir = os.path.join(output, "pipeline", "Trainer")
+  deadline = time.time() + 600
+  while not os.path.isdir(trainer_dir) and process.poll() is None and time.time() < deadline:
+    time.sleep(0.5)
+  assert process.poll() is None, "the run ended before the Trainer started"
+  os.killpg(process.pid, signal.SIGKILL)   # the whole run, mid-training
+  process.wait()
+  assert not os.path.exists(os.path.join(output, "serving_model"))
+
+  result = _nfrec("run", "--data", tiny_data_dir, "--output", output, *FAST)
+  assert result.returncode == 0, result.stderr[-3000:]
+  with open(os.path.join(output, "run_summary.json")) as f:
+    summary = json.load(f)
+  states = {name: c["state"] for name, c in summary["components"].items()}
+  for name in ("RatingsExampleGen", "StatisticsGen", "ImportSchemaGen", "Transform"):
+    assert states[name] == "CACHED", states
+  assert states["Trainer"] == "COMPLETE" and summary["pushed"]
+  served = os.path.join(output, "serving_model", "netflix_recommender")
+  assert os.listdir(served) == [os.path.basename(summary["pushed_to"])]

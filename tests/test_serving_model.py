@@ -211,3 +211,33 @@ def test_scann_index_gives_the_same_contract_and_needs_scann_ops(core, tmp_path_
   # Stock TensorFlow without the ScaNN ops cannot load it (as stock TF Serving cannot).
   without = _call_in_fresh_process(model_dir)
   assert without.returncode != 0 and "Scann" in without.stderr
+
+
+def test_robust_to_odd_ids_large_batches_and_many_threads(saved_model_dir):
+  import concurrent.futures
+  model = tf.saved_model.load(saved_model_dir)
+  recommend = model.signatures["recommend"]
+  rate = model.signatures["predict_rating"]
+  odd = ["", " ", "用户-169999", "10\n", "-1", "9" * 200, "\x00"]
+  out = recommend(user_id=tf.constant(odd))
+  assert out["popular_fallback"].numpy().all() and out["movie_ids"].shape == (len(odd), 3)
+  rated = rate(user_id=tf.constant(odd), movie_id=tf.constant(["電影"] * len(odd)))
+  assert rated["fallback"].numpy().all()
+  assert np.all((rated["rating"].numpy() >= 1) & (rated["rating"].numpy() <= 5))
+
+  users = tf.constant((USERS + ["nobody"]) * 2_500)          # a batch of 10,000
+  out = recommend(user_id=users)
+  assert out["movie_ids"].shape == (10_000, 3) and out["scores"].shape == (10_000, 3)
+  assert out["popular_fallback"].numpy().sum() == 2_500
+
+  expected = recommend(user_id=tf.constant(["10"]))["movie_ids"].numpy().tolist()
+
+  def calls(_):
+    for _ in range(2_000):
+      got = recommend(user_id=tf.constant(["10"]))["movie_ids"].numpy().tolist()
+      if got != expected:
+        return got
+    return expected
+
+  with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+    assert all(result == expected for result in pool.map(calls, range(8)))
