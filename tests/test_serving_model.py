@@ -241,3 +241,40 @@ def test_robust_to_odd_ids_large_batches_and_many_threads(saved_model_dir):
 
   with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
     assert all(result == expected for result in pool.map(calls, range(8)))
+
+
+def test_tensorflow_model_server_rest_api(saved_model_dir, tmp_path):
+  """The real server, if installed (it has no PyPI or Debian package on this machine)."""
+  import shutil
+  import socket
+  import time
+  import urllib.request
+  server = shutil.which("tensorflow_model_server")
+  if server is None:
+    pytest.skip("tensorflow_model_server is not on PATH; the TF-only process tests above "
+                "stand in for it")
+  with socket.socket() as probe:
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+  process = subprocess.Popen(
+      [server, f"--rest_api_port={port}", "--port=0", "--model_name=netflix_recommender",
+       f"--model_base_path={os.path.dirname(saved_model_dir)}"],
+      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  try:
+    url = f"http://127.0.0.1:{port}/v1/models/netflix_recommender:predict"
+    body = json.dumps({"signature_name": "recommend", "instances": ["10", "nobody"]}).encode()
+    deadline = time.time() + 60
+    while True:
+      try:
+        with urllib.request.urlopen(urllib.request.Request(url, data=body), timeout=5) as reply:
+          predictions = json.load(reply)["predictions"]
+        break
+      except OSError:
+        if time.time() > deadline:
+          raise
+        time.sleep(0.5)
+    assert [p["popular_fallback"] for p in predictions] == [False, True]
+    assert len(predictions[0]["movie_ids"]) == 3
+  finally:
+    process.terminate()
+    process.wait(timeout=30)
