@@ -64,8 +64,9 @@ def test_interactions_index_groups_rated_movies_per_user_and_counts_popularity()
   assert [rated[splits[u]:splits[u + 1]].tolist() for u in range(3)] == [[0, 1], [0], []]
   assert stats["movie_counts"].tolist() == [2, 1, 0, 0]
   assert stats["global_mean_rating"] == pytest.approx(4.0)
-  assert stats["user_mean_rating"].tolist() == pytest.approx([4.0, 4.0, 4.0])
-  assert stats["movie_mean_rating"].tolist() == pytest.approx([4.5, 3.0, 4.0, 4.0])
+  # Damped: (sum + 5 * global mean) / (count + 5); no rating at all gives the global mean.
+  assert stats["user_mean_rating"].tolist() == pytest.approx([(8 + 20) / 7, (4 + 20) / 6, 4.0])
+  assert stats["movie_mean_rating"].tolist() == pytest.approx([(9 + 20) / 7, (3 + 20) / 6, 4.0, 4.0])
 
 
 def test_interactions_index_ignores_out_of_vocabulary_rows():
@@ -165,8 +166,8 @@ def test_predict_rating_is_clipped_and_falls_back_for_unknown_ids(tf_only_answer
   out = tf_only_answers["rating"]
   assert all(1.0 <= r <= 5.0 for r in out["rating"])
   assert out["fallback"] == [False, True, True, True]
-  assert out["rating"][2] == pytest.approx(4.5)   # unknown user, movie 100: its mean
-  assert out["rating"][1] == pytest.approx(4.0)   # user 10, unknown movie: the user's mean
+  assert out["rating"][2] == pytest.approx(29 / 7)   # unknown user, movie 100: its mean
+  assert out["rating"][1] == pytest.approx(4.0)      # user 10, unknown movie: the user's mean
   assert out["rating"][3] == pytest.approx(4.0)   # both unknown: the global mean
   assert tf_only_answers["by_example"] == pytest.approx([out["rating"][0]])
 

@@ -16,7 +16,7 @@ contract of DESIGN.md, documented in the README):
   predict_rating
       user_id, movie_id: string [batch]
       -> rating float32 [batch] (clipped to the rating scale), fallback bool [batch]
-      An unknown user or movie gets the known side's mean rating (or the
+      An unknown user or movie gets the known side's damped mean rating (or the
       global mean), flagged; never an untrained embedding's guess.
   serving_examples
       examples: serialized tf.Example [batch] with the raw rating columns
@@ -55,6 +55,9 @@ class IndexData:
   rated_movies: np.ndarray       # [total] int64
 
 
+MEAN_DAMPING = 5.0
+
+
 def interactions_index(user_index: np.ndarray, movie_index: np.ndarray, rating: np.ndarray,
                        num_users: int, num_movies: int) -> dict:
   """Per-user rated movies, popularity and mean ratings from training interactions.
@@ -70,9 +73,10 @@ def interactions_index(user_index: np.ndarray, movie_index: np.ndarray, rating: 
   user_sums = np.bincount(user_index, weights=rating, minlength=num_users)
   movie_sums = np.bincount(movie_index, weights=rating, minlength=num_movies)
   global_mean = float(rating.mean()) if rating.size else 0.0
-  with np.errstate(invalid="ignore", divide="ignore"):
-    user_mean = np.where(user_counts > 0, user_sums / user_counts, global_mean)
-    movie_mean = np.where(movie_counts > 0, movie_sums / movie_counts, global_mean)
+  # Means damped towards the global mean (MEAN_DAMPING pseudo-ratings): a movie with
+  # one 5-star rating is not a 5-star movie. With no rating, the global mean.
+  user_mean = (user_sums + MEAN_DAMPING * global_mean) / (user_counts + MEAN_DAMPING)
+  movie_mean = (movie_sums + MEAN_DAMPING * global_mean) / (movie_counts + MEAN_DAMPING)
   return dict(
       rated_row_splits=np.concatenate([[0], np.cumsum(user_counts)]).astype(np.int64),
       rated_movies=movie_index[order].astype(np.int64),
