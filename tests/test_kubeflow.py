@@ -15,9 +15,9 @@ from pipeline import pipeline as pipeline_lib
 NFREC = os.path.join(os.path.dirname(sys.executable), "nfrec")
 IMAGE = "registry.example/nfrec-pipeline:test"
 BEAM_ARGS = ["--project=p", "--region=europe-west4", "--temp_location=gs://bucket/tmp"]
-COMPONENTS = {"RatingsExampleGen", "MoviesExampleGen", "StatisticsGen", "SchemaGen",
-              "ExampleValidator", "Transform", "Trainer", "ServingModelBuilder", "Evaluator",
-              "Pusher"}
+COMPONENTS = {"RatingsExampleGen", "MoviesExampleGen", "StatisticsGen", "ImportSchemaGen",
+              "ExampleValidator", "DataGate", "Transform", "Trainer", "ServingModelBuilder",
+              "Evaluator", "Pusher"}
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +45,11 @@ def test_every_component_is_a_task_with_the_pipeline_edges(spec):
   assert COMPONENTS <= set(tasks)
   edges = {name: set(task.dependent_tasks) for name, task in tasks.items()}
   assert edges["StatisticsGen"] == {"RatingsExampleGen"}
-  assert edges["Transform"] == {"RatingsExampleGen", "SchemaGen"}
-  assert edges["Trainer"] == {"Transform", "SchemaGen"}
+  assert edges["ExampleValidator"] == {"StatisticsGen", "ImportSchemaGen"}
+  assert edges["DataGate"] == {"ExampleValidator"}
+  # Transform waits for the data gate: no training on anomalous data.
+  assert edges["Transform"] == {"RatingsExampleGen", "ImportSchemaGen", "DataGate"}
+  assert edges["Trainer"] == {"Transform", "ImportSchemaGen"}
   assert edges["ServingModelBuilder"] == {"Trainer", "Transform", "MoviesExampleGen"}
   assert {"ServingModelBuilder", "RatingsExampleGen"} <= edges["Evaluator"]
   assert any("resolver" in name for name in edges["Evaluator"])   # the baseline model
@@ -75,6 +78,7 @@ def test_module_code_is_referenced_by_import_path_and_paths_come_from_the_config
   assert "gs://bucket/netflix/ratings" in text and "gs://bucket/netflix/movies" in text
   assert "gs://bucket/nfrec/serving_model/netflix_recommender" in text
   assert "multi_worker_mirrored" in text
+  assert "/pipeline/pipeline/schema/ratings_schema.pbtxt" in text   # the schema in the image
   assert job.runtime_config.gcs_output_directory == "gs://bucket/nfrec/pipeline"
 
 
