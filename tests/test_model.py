@@ -67,3 +67,28 @@ def test_retrieval_ranks_count_better_scored_candidates():
   ranks = model_lib.retrieval_ranks(model, tf.constant([0, 0, 1], tf.int64),
                                     tf.constant([0, 3, 2], tf.int64), num_movies=4)
   assert ranks.numpy().tolist() == [0, 3, 1]
+
+
+def test_evaluate_counts_hits_over_all_candidates_and_unseen_movies_as_misses():
+  from modules.trainer import run as trainer_module
+  model = _built(model_lib.build_model(3, 4, _hparams(embedding_dim=2, retrieval_bias=False,
+                                                      use_bias=False)))
+  model.user_embedding.embeddings.assign([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0], [0.0, 0.0]])
+  model.movie_embedding.embeddings.assign(
+      [[3.0, 0.0], [2.0, 1.0], [1.0, 2.0], [0.0, 3.0], [0.0, 0.0]])
+  # Ranks: (user 0, movie 0) -> 0, (user 0, movie 3) -> 3, (user 1, movie 2) -> 1,
+  # (user 1, movie 4 = out of vocabulary) -> a miss whatever its score.
+  dataset = tf.data.Dataset.from_tensor_slices({
+      features.USER_INDEX: tf.constant([0, 0, 1, 1], tf.int64),
+      features.MOVIE_INDEX: tf.constant([0, 3, 2, 4], tf.int64),
+      features.RATING: tf.constant([5.0, 1.0, 4.0, 3.0])}).batch(3)
+  metrics = trainer_module.evaluate(model, dataset, num_movies=4, ks=(1, 2, 4))
+  assert metrics["eval_examples"] == 4
+  assert metrics["top_1_accuracy"] == 0.25       # only (0, 0)
+  assert metrics["top_2_accuracy"] == 0.5        # and (1, 2)
+  assert metrics["top_4_accuracy"] == 0.75       # all but the unseen movie
+  errors = (model.predict_ratings(tf.constant([0, 0, 1, 1], tf.int64),
+                                  tf.constant([0, 3, 2, 4], tf.int64))
+            - tf.constant([5.0, 1.0, 4.0, 3.0])).numpy()
+  assert metrics["rmse"] == pytest.approx(float(np.sqrt(np.mean(errors ** 2))), rel=1e-5)
+  assert metrics["mae"] == pytest.approx(float(np.mean(np.abs(errors))), rel=1e-5)
