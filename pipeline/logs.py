@@ -41,6 +41,9 @@ class _DropKnownNoise(logging.Filter):
 def configure(verbose: bool) -> None:
   """INFO and everything when verbose; otherwise warnings and errors without known noise."""
   import absl.logging
+  # Own the root handler (a later logging.basicConfig by a library is then a no-op), so
+  # the noise filter below sees every record that reaches the console.
+  logging.basicConfig(format="%(levelname)s:%(name)s:%(message)s")
   absl.logging.set_verbosity(absl.logging.INFO if verbose else absl.logging.WARNING)
   logging.getLogger().setLevel(logging.INFO if verbose else logging.WARNING)
   if verbose:
