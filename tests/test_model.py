@@ -65,7 +65,8 @@ def test_retrieval_ranks_count_better_scored_candidates():
   model.movie_embedding.embeddings.assign(
       [[3.0, 0.0], [2.0, 1.0], [1.0, 2.0], [0.0, 3.0], [0.0, 0.0]])
   ranks = model_lib.retrieval_ranks(model, tf.constant([0, 0, 1], tf.int64),
-                                    tf.constant([0, 3, 2], tf.int64), num_movies=4)
+                                    tf.constant([0, 3, 2], tf.int64),
+                                    model_lib.candidate_vectors(model, num_movies=4))
   assert ranks.numpy().tolist() == [0, 3, 1]
 
 

@@ -142,13 +142,17 @@ def build_model(num_users: int, num_movies: int, hparams: dict, movie_counts=Non
   return model
 
 
-def retrieval_ranks(model: RecommenderModel, user_index, movie_index, num_movies: int):
-  """Rank (0 = best) of each true movie among all `num_movies` candidates.
+def candidate_vectors(model: RecommenderModel, num_movies: int):
+  """Movie-tower output for every vocabulary movie (the full candidate set)."""
+  return model.movie_vectors(tf.range(num_movies, dtype=tf.int64))
+
+
+def retrieval_ranks(model: RecommenderModel, user_index, movie_index, candidates):
+  """Rank (0 = best) of each true movie among all `candidates` (candidate_vectors).
 
   Nothing is excluded: this is the seed's / TFRS FactorizedTopK "top-K
   accuracy", computed exactly with one matrix product per batch.
   """
-  candidates = model.movie_vectors(tf.range(num_movies, dtype=tf.int64))
   queries = model.user_vectors(user_index)
   scores = tf.matmul(queries, candidates, transpose_b=True)
   true_scores = tf.reduce_sum(queries * model.movie_vectors(movie_index), axis=1, keepdims=True)

@@ -65,12 +65,13 @@ def evaluate(model: model_lib.RecommenderModel, dataset: tf.data.Dataset, num_mo
   squared_error = absolute_error = 0.0
   hits = {k: 0 for k in ks}
   count = 0
+  candidates = model_lib.candidate_vectors(model, num_movies)  # once, not per batch
   for batch in dataset:
     user_index, movie_index = batch[features.USER_INDEX], batch[features.MOVIE_INDEX]
     error = model.predict_ratings(user_index, movie_index) - batch[features.RATING]
     squared_error += float(tf.reduce_sum(error * error))
     absolute_error += float(tf.reduce_sum(tf.abs(error)))
-    ranks = model_lib.retrieval_ranks(model, user_index, movie_index, num_movies)
+    ranks = model_lib.retrieval_ranks(model, user_index, movie_index, candidates)
     # A movie the model never saw in training cannot be retrieved: a miss.
     ranks = tf.where(movie_index < num_movies, ranks, num_movies)
     for k in ks:
