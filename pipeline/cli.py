@@ -103,7 +103,7 @@ def cmd_run(args) -> int:
     recommender = None
     print(f"no served model: {error}")
   if recommender:
-    user = args.user or _most_active_user(summary, config)
+    user = args.user or recommender.most_active_user()
     print(f"\nserved model: {recommender.version_dir}")
     print(serving_client.format_recommendations(recommender.recommend([user])[0]))
   if not summary["blessed"]:
@@ -112,22 +112,6 @@ def cmd_run(args) -> int:
           "it was not pushed, the served model is unchanged", file=sys.stderr)
     return 1
   return 0
-
-
-def _most_active_user(summary: dict, config) -> str:
-  """The first entry of Transform's user vocabulary (sorted by rating count)."""
-  import tensorflow_transform as tft
-  from ml_metadata.metadata_store import metadata_store
-  from tfx import v1 as tfx
-  from modules.transform import preprocessing as features
-  from pipeline import run_summary
-  store = metadata_store.MetadataStore(
-      tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_sqlite))
-  runs = run_summary.latest_executions(store, config.pipeline_name)
-  transform_graph = runs["Transform"][1]["transform_graph"][0]
-  vocabulary = tft.TFTransformOutput(transform_graph.uri).vocabulary_by_name(
-      features.USER_VOCABULARY)
-  return vocabulary[0].decode()
 
 
 def cmd_recommend(args) -> int:

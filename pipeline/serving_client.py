@@ -33,6 +33,11 @@ class Recommender:
     self._recommend = self._model.signatures["recommend"]
     self._predict_rating = self._model.signatures["predict_rating"]
 
+  def most_active_user(self) -> str:
+    """First entry of the model's user vocabulary (Transform sorts it by rating count)."""
+    with open(os.path.join(self.version_dir, "assets", "user_id"), "rb") as f:
+      return f.readline().strip().decode()
+
   def recommend(self, user_ids: list[str]) -> list[dict]:
     out = self._recommend(user_id=tf.constant(user_ids, tf.string))
     results = []

@@ -1,6 +1,5 @@
 """The Kubeflow (KFP v2) spec: compiled from the same create_pipeline, with no cloud access."""
 
-import json
 import os
 import subprocess
 import sys

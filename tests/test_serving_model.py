@@ -185,6 +185,7 @@ def test_client_reads_the_newest_version_and_resolves_titles(saved_model_dir):
   from pipeline import serving_client
   recommender = serving_client.Recommender(os.path.dirname(saved_model_dir))
   assert recommender.version_dir == saved_model_dir
+  assert recommender.most_active_user() == USERS[0]   # first of the vocabulary asset
   assert recommender.resolve_movie("heat") == "300"
   assert recommender.resolve_movie(" 200 ") == "200"
   with pytest.raises(LookupError, match=r"2 movies are titled 'Hamlet': 100 \(1948\); 200 \(1996\)"):
