@@ -4,6 +4,7 @@
   nfrec prepare --format netflix-prize --combined FILE [FILE ...] --titles FILE --output DIR
   nfrec prepare --format movielens --input DIR --output DIR
   nfrec run [--data DIR] [--output DIR] [--preset NAME] [--set NAME=VALUE ...]
+  nfrec bench pipeline|trainer|serving [--help for options]
   nfrec recommend --user ID [-k 10] [--model DIR]
   nfrec rate --user ID --movie ID_OR_TITLE [--model DIR]
   nfrec compile-kubeflow --output pipeline.json --data gs://... --pipeline-output gs://...
@@ -92,7 +93,7 @@ def cmd_run(args) -> int:
       data_dir=os.path.abspath(args.data), output_dir=os.path.abspath(args.output),
       preset=args.preset, hparam_overrides=tuple(args.set or ()),
       rating_min=scale.get("rating_min", 1.0), rating_max=scale.get("rating_max", 5.0),
-      index_type=args.index)
+      index_type=args.index, beam_runner=args.beam_runner)
   config.hparams  # Fails early on an unknown preset or hyperparameter.
   summary = local_runner.run(config)
   _print_summary(summary)
@@ -159,6 +160,15 @@ def cmd_generate_sample(args) -> int:
   return 0
 
 
+BENCHMARKS = {"pipeline": "benchmarks.pipeline_bench", "trainer": "benchmarks.trainer_bench",
+              "serving": "benchmarks.serving_bench"}
+
+
+def cmd_bench(args) -> int:
+  import importlib
+  return importlib.import_module(BENCHMARKS[args.benchmark]).main(args.options)
+
+
 class _OneLineErrorParser(argparse.ArgumentParser):
   """Usage errors in one line, like every other error of nfrec."""
 
@@ -195,6 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a hyperparameter of the preset (JSON value)")
   run.add_argument("--index", default="brute_force", choices=["brute_force", "scann"],
                    help="retrieval index in the serving model (scann needs ScaNN ops to serve)")
+  run.add_argument("--beam-runner", default="in_memory", choices=["in_memory", "multi_processing"],
+                   help="Beam DirectRunner mode (in_memory: fastest below a few million ratings)")
   run.add_argument("--user", help="user to show recommendations for (default: most active)")
   run.set_defaults(func=cmd_run)
 
@@ -229,6 +241,13 @@ def build_parser() -> argparse.ArgumentParser:
   kfp.add_argument("--distribution-strategy", default="default",
                    choices=["default", "mirrored", "multi_worker_mirrored"])
   kfp.set_defaults(func=cmd_compile_kubeflow)
+
+  bench = commands.add_parser(
+      "bench", help="measure the pipeline, the Trainer or serving; tables go to docs/performance.md")
+  bench.add_argument("benchmark", choices=sorted(BENCHMARKS))
+  bench.add_argument("options", nargs=argparse.REMAINDER,
+                     help="the benchmark's own options (nfrec bench NAME --help)")
+  bench.set_defaults(func=cmd_bench)
 
   sample = commands.add_parser("generate-sample", help="write a synthetic Netflix-layout sample")
   sample.add_argument("--output", required=True)

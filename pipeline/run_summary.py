@@ -111,7 +111,10 @@ def summarize(config: config_lib.PipelineConfig, metadata_config, since_ms: int 
   summary["components"] = {
       name: {"state": _STATE_NAMES.get(execution.last_known_state, "UNKNOWN"),
              "seconds": round((execution.last_update_time_since_epoch
-                               - execution.create_time_since_epoch) / 1000, 1)}
+                               - execution.create_time_since_epoch) / 1000, 1),
+             # Epoch seconds, so a benchmark can align its memory samples with steps.
+             "started_at": execution.create_time_since_epoch / 1000,
+             "finished_at": execution.last_update_time_since_epoch / 1000}
       for name, (execution, _) in sorted(runs.items(), key=lambda item: item[1][0].id)}
 
   statistics = output("StatisticsGen", "statistics")

@@ -43,6 +43,7 @@ _REMADE_TITLES = ("Pride and Prejudice", "Hamlet", "Little Women", "The Killers"
 
 @dataclasses.dataclass(frozen=True)
 class SampleSpec:
+  """The embedded sample; `netflix_shaped` scales it up for benchmarks."""
   num_users: int = 2_500
   num_movies: int = 1_200
   mean_ratings_per_user: float = 40.0
@@ -51,8 +52,16 @@ class SampleSpec:
   seed: int = 42
 
 
-def generate(spec: SampleSpec) -> tuple[list[tuple], list[tuple]]:
-  """Returns (movies, ratings) rows in the Kaggle column order."""
+def netflix_shaped(num_ratings: int, seed: int = 7) -> SampleSpec:
+  """The full Netflix catalog (17,770 movies) and about 200 ratings per user, as in
+  the Netflix Prize data (100M ratings by 480k users), for `num_ratings` ratings."""
+  mean_per_user = 200.0
+  return SampleSpec(num_users=max(int(num_ratings / mean_per_user), 1), num_movies=17_770,
+                    mean_ratings_per_user=mean_per_user, seed=seed)
+
+
+def generate(spec: SampleSpec) -> tuple[list[tuple], np.ndarray]:
+  """Returns (movie rows, ratings as an int array [n, 3]), in the Kaggle column order."""
   rng = np.random.default_rng(spec.seed)
   movies = _movies(rng, spec.num_movies)
 
@@ -70,8 +79,8 @@ def generate(spec: SampleSpec) -> tuple[list[tuple], list[tuple]]:
   # Netflix-like user ids: sparse integers, not 1..N.
   user_ids = np.sort(rng.choice(np.arange(1, 2_650_000), spec.num_users, replace=False))
 
-  ratings = []
   log_popularity = np.log(popularity)
+  per_user = []
   for user in range(spec.num_users):
     affinity = movie_factors @ user_factors[user]
     # Gumbel top-k: a sample without replacement, weighted by popularity and taste.
@@ -79,11 +88,10 @@ def generate(spec: SampleSpec) -> tuple[list[tuple], list[tuple]]:
     watched = np.argpartition(-keys, activity[user])[: activity[user]]
     raw = (2.8 + user_bias[user] + movie_bias[watched] + 2.0 * affinity[watched]
            + rng.normal(0, spec.noise_stddev, watched.size))
-    stars = np.clip(np.rint(raw), 1, 5).astype(int)
-    for movie, rating in zip(watched, stars):
-      ratings.append((int(user_ids[user]), int(rating), int(movie) + 1))
-  order = rng.permutation(len(ratings))
-  return movies, [ratings[i] for i in order]
+    stars = np.clip(np.rint(raw), 1, 5).astype(np.int64)
+    per_user.append(np.stack([np.full(watched.size, user_ids[user]), stars, watched + 1], axis=1))
+  ratings = np.concatenate(per_user)
+  return movies, ratings[rng.permutation(len(ratings))]
 
 
 def _movies(rng: np.random.Generator, num_movies: int) -> list[tuple]:
@@ -110,5 +118,5 @@ def write(output_dir: str, spec: SampleSpec = SampleSpec()) -> tuple[str, str]:
     with open(os.path.join(folder, name), "w", newline="", encoding="utf-8") as f:
       writer = csv.writer(f)
       writer.writerow(header)
-      writer.writerows(rows)
+      writer.writerows(rows.tolist() if isinstance(rows, np.ndarray) else rows)
   return ratings_dir, movies_dir

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from benchmarks import synthetic_model
 from modules.serving import serving_model
 from modules.trainer import model as model_lib
 from modules.trainer import run as trainer_module
@@ -19,29 +20,6 @@ USERS = ["10", "20", "30"]            # vocabulary order (most active first)
 MOVIES = ["100", "200", "300", "400"]
 
 
-class FakeTransformOutput:
-  """The three methods of tft.TFTransformOutput the core model uses."""
-
-  def __init__(self, directory):
-    self._files = {}
-    for name, tokens in ((features.USER_VOCABULARY, USERS), (features.MOVIE_VOCABULARY, MOVIES)):
-      path = os.path.join(directory, name)
-      with open(path, "w") as f:
-        f.write("\n".join(tokens) + "\n")
-      self._files[name] = (path, len(tokens))
-
-  def vocabulary_file_by_name(self, name):
-    return self._files[name][0]
-
-  def vocabulary_size_by_name(self, name):
-    return self._files[name][1]
-
-  def raw_feature_spec(self):
-    return {features.RAW_USER_ID: tf.io.FixedLenFeature([], tf.int64),
-            features.RAW_MOVIE_ID: tf.io.FixedLenFeature([], tf.int64),
-            features.RAW_RATING: tf.io.FixedLenFeature([], tf.int64)}
-
-
 @pytest.fixture(scope="module")
 def core(tmp_path_factory):
   directory = tmp_path_factory.mktemp("core")
@@ -50,7 +28,8 @@ def core(tmp_path_factory):
   model({features.USER_INDEX: tf.constant([0], tf.int64),
          features.MOVIE_INDEX: tf.constant([0], tf.int64)})
   export_dir = str(directory / "core_model")
-  trainer_module.export_core_model(model, FakeTransformOutput(str(directory)), export_dir)
+  trainer_module.export_core_model(
+      model, synthetic_model.VocabularyFiles(str(directory), USERS, MOVIES), export_dir)
   return tf.saved_model.load(export_dir)
 
 
