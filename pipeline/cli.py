@@ -4,7 +4,7 @@
   nfrec prepare --format netflix-prize --combined FILE [FILE ...] --titles FILE --output DIR
   nfrec prepare --format movielens --input DIR --output DIR
   nfrec run [--data DIR] [--output DIR] [--preset NAME] [--set NAME=VALUE ...]
-  nfrec bench pipeline|trainer|serving [--help for options]
+  nfrec bench pipeline|trainer|serving|quality [--help for options]
   nfrec recommend --user ID [-k 10] [--model DIR]
   nfrec rate --user ID --movie ID_OR_TITLE [--model DIR]
   nfrec compile-kubeflow --output pipeline.json --data gs://... --pipeline-output gs://...
@@ -58,6 +58,20 @@ def _print_summary(summary: dict) -> None:
   if evaluator:
     print("evaluator (TFMA, eval split): " + ", ".join(
         f"{name} {value:.4f}" for name, value in sorted(evaluator.items())))
+  retrieval = summary.get("retrieval_evaluation")
+  if retrieval:
+    names = ("top_10_accuracy", "top_100_accuracy", "recall_at_10", "recall_at_100",
+             "ndcg_at_10", "ndcg_at_100")
+    for who, label in (("model", "model"), ("most_popular", "most popular"),
+                       ("baseline_model", "last blessed")):
+      if retrieval.get(who):
+        print(f"retrieval, {label:<12} (eval split, filtered recall/NDCG): " + ", ".join(
+            f"{name} {retrieval[who][name]:.4f}" for name in names))
+    print("rating baselines (eval split): " + ", ".join(
+        f"{name} RMSE {values['rmse']:.4f}"
+        for name, values in retrieval["rating_baselines"].items()))
+  for reason in summary.get("gate_reasons", []):
+    print(f"not blessed: {reason}")
   print(f"blessed: {summary['blessed']}   pushed: "
         + (summary["pushed_to"] if summary["pushed"] else "no (the served model is unchanged)"))
 
@@ -161,7 +175,7 @@ def cmd_generate_sample(args) -> int:
 
 
 BENCHMARKS = {"pipeline": "benchmarks.pipeline_bench", "trainer": "benchmarks.trainer_bench",
-              "serving": "benchmarks.serving_bench"}
+              "serving": "benchmarks.serving_bench", "quality": "benchmarks.quality_bench"}
 
 
 def cmd_bench(args) -> int:
@@ -243,7 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
   kfp.set_defaults(func=cmd_compile_kubeflow)
 
   bench = commands.add_parser(
-      "bench", help="measure the pipeline, the Trainer or serving; tables go to docs/performance.md")
+      "bench", help="measure the pipeline, the Trainer, serving (docs/performance.md) or model "
+                    "quality on real data (docs/results.md)")
   bench.add_argument("benchmark", choices=sorted(BENCHMARKS))
   bench.add_argument("options", nargs=argparse.REMAINDER,
                      help="the benchmark's own options (nfrec bench NAME --help)")

@@ -23,6 +23,7 @@ RUN_FN = "modules.trainer.run.run_fn"
 TRANSFORM_CODE = ("modules/transform",)
 TRAINER_CODE = ("modules/trainer", "modules/transform")
 SERVING_CODE = ("modules/serving", "components/serving_model_builder", "modules/transform")
+RETRIEVAL_EVAL_CODE = ("components/retrieval_evaluator", "components/serving_model_builder")
 
 # How the Trainer executes (not what it learns): XLA-compiled steps, several per call.
 EXECUTION = dict(jit_compile=True, steps_per_execution=16)
@@ -70,6 +71,12 @@ class PipelineConfig:
   # The gate: RMSE must be below this bound and not worse than the last blessed model.
   rmse_upper_bound: float = 1.1
   rmse_change_tolerance: float = 1e-10
+  # The retrieval gate (RetrievalEvaluator): this filtered metric must reach the
+  # most-popular baseline's (times the ratio), and not fall more than the
+  # tolerance below the last blessed model's (training noise is about 0.005).
+  retrieval_gate_metric: str = "recall_at_100"
+  retrieval_min_ratio_to_popular: float = 1.0
+  retrieval_change_tolerance: float = 0.01
   # Beam: "in_memory" or "multi_processing" (local DirectRunner), "dataflow", "flink",
   # "spark"; the runner's own flags go in beam_extra_args (see beam_pipeline_args).
   beam_runner: str = "in_memory"

@@ -12,6 +12,7 @@ from tfx import v1 as tfx
 
 from pipeline import config as config_lib
 from pipeline import pipeline as pipeline_lib
+from pipeline import report
 from pipeline import run_summary
 from pipeline import schema as schema_lib
 
@@ -47,5 +48,7 @@ def run(config: config_lib.PipelineConfig) -> dict:
   started = time.time()
   tfx.orchestration.LocalDagRunner().run(
       pipeline_lib.create_pipeline(config, metadata_config))
-  return run_summary.write(config, metadata_config, started_at=started,
-                           wall_time_s=time.time() - started)
+  summary = run_summary.write(config, metadata_config, started_at=started,
+                              wall_time_s=time.time() - started)
+  report.write(config.output_dir, summary)
+  return summary

@@ -12,6 +12,7 @@ from tfx.proto import example_gen_pb2
 
 from components.atomic_pusher.component import AtomicPusher
 from components.data_gate.component import DataGate
+from components.retrieval_evaluator.component import RetrievalEvaluator
 from components.serving_model_builder.component import ServingModelBuilder
 from modules.serving import serving_model
 from modules.transform import preprocessing as features
@@ -21,6 +22,7 @@ from pipeline import schema as schema_lib
 # Component ids, also used by the run summary to find their outputs in ML-Metadata.
 RATINGS_GEN = "RatingsExampleGen"
 MOVIES_GEN = "MoviesExampleGen"
+RETRIEVAL_EVALUATOR = "RetrievalEvaluator"
 
 
 def _split_config(eval_percent: int) -> example_gen_pb2.Output:
@@ -94,11 +96,14 @@ def create_components(config: config_lib.PipelineConfig) -> list:
       index_type=config.index_type, scann_candidates=config.scann_candidates,
       code_version=config_lib.code_fingerprint(config_lib.SERVING_CODE))
 
-  # The baseline for the change threshold: the last model that was blessed.
+  # The baseline for the change thresholds: the last model that passed the whole
+  # gate (blessed by RetrievalEvaluator, not only by TFMA's rating gate).
   baseline_model = tfx.dsl.Resolver(
       strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
       model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-      model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+      model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing,
+                                     producer_component_id=RETRIEVAL_EVALUATOR,
+                                     output_key="blessing"),
   ).with_id("latest_blessed_model_resolver")
 
   evaluator = tfx.components.Evaluator(
@@ -108,16 +113,27 @@ def create_components(config: config_lib.PipelineConfig) -> list:
       example_splits=["eval"],
       eval_config=eval_config(config))
 
+  retrieval_evaluator = RetrievalEvaluator(
+      serving_model=builder.outputs["serving_model"],
+      transformed_examples=transform.outputs["transformed_examples"],
+      rating_blessing=evaluator.outputs["blessing"],
+      baseline_model=baseline_model.outputs["model"],
+      gate_metric=config.retrieval_gate_metric,
+      min_ratio_to_popular=config.retrieval_min_ratio_to_popular,
+      change_tolerance=config.retrieval_change_tolerance,
+      code_version=config_lib.code_fingerprint(config_lib.RETRIEVAL_EVAL_CODE),
+  ).with_id(RETRIEVAL_EVALUATOR)
+
   pusher = AtomicPusher(
       model=builder.outputs["serving_model"],
-      model_blessing=evaluator.outputs["blessing"],
+      model_blessing=retrieval_evaluator.outputs["blessing"],
       push_destination=tfx.proto.PushDestination(
           filesystem=tfx.proto.PushDestination.Filesystem(
               base_directory=config.serving_model_dir))).with_id("Pusher")
 
   return [ratings_gen, movies_gen, statistics_gen, schema_gen, example_validator, data_gate,
           transform,
-          trainer, builder, baseline_model, evaluator, pusher]
+          trainer, builder, baseline_model, evaluator, retrieval_evaluator, pusher]
 
 
 def create_pipeline(config: config_lib.PipelineConfig,

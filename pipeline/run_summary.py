@@ -17,8 +17,10 @@ from ml_metadata.proto import metadata_store_pb2
 from tensorflow_metadata.proto.v0 import statistics_pb2
 
 from components.data_gate import gate
+from components.retrieval_evaluator import evaluation as retrieval_evaluation
 from modules.trainer import run as trainer_module
 from pipeline import config as config_lib
+from pipeline import pipeline as pipeline_lib
 
 SUMMARY_FILE = "run_summary.json"
 _STATE_NAMES = {value: name for name, value in metadata_store_pb2.Execution.State.items()}
@@ -133,11 +135,25 @@ def summarize(config: config_lib.PipelineConfig, metadata_config, since_ms: int 
   if trainer_metrics_path and tf.io.gfile.exists(trainer_metrics_path):
     trainer_metrics = _read_json(trainer_metrics_path)
     summary["trainer_metrics"] = {k: v for k, v in trainer_metrics.items() if k != "history"}
+    summary["training_history"] = trainer_metrics.get("history", {})
+  if model_run:
+    summary["tensorboard_logdir"] = model_run.uri
+  if statistics:
+    summary["statistics_uri"] = statistics.uri
   evaluation = output("Evaluator", "evaluation")
   if evaluation:
     summary["evaluator_metrics"] = evaluator_metrics(evaluation)
-  blessing = output("Evaluator", "blessing")
+  rating_blessing = output("Evaluator", "blessing")
+  summary["rating_gate_passed"] = bool(rating_blessing and _property(rating_blessing, "blessed", 0))
+  retrieval = output(pipeline_lib.RETRIEVAL_EVALUATOR, "evaluation_output")
+  if retrieval:
+    summary["retrieval_evaluation"] = _read_json(
+        os.path.join(retrieval.uri, retrieval_evaluation.EVALUATION_FILE))
+  blessing = output(pipeline_lib.RETRIEVAL_EVALUATOR, "blessing")
   summary["blessed"] = bool(blessing and _property(blessing, "blessed", 0))
+  if blessing and tf.io.gfile.exists(os.path.join(blessing.uri, retrieval_evaluation.GATE_FILE)):
+    summary["gate_reasons"] = _read_json(
+        os.path.join(blessing.uri, retrieval_evaluation.GATE_FILE))["reasons"]
   pushed = output("Pusher", "pushed_model")
   summary["pushed"] = bool(pushed and _property(pushed, "pushed", 0))
   summary["pushed_to"] = _property(pushed, "pushed_destination") if summary["pushed"] else None

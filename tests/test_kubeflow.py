@@ -16,7 +16,7 @@ IMAGE = "registry.example/nfrec-pipeline:test"
 BEAM_ARGS = ["--project=p", "--region=europe-west4", "--temp_location=gs://bucket/tmp"]
 COMPONENTS = {"RatingsExampleGen", "MoviesExampleGen", "StatisticsGen", "ImportSchemaGen",
               "ExampleValidator", "DataGate", "Transform", "Trainer", "ServingModelBuilder",
-              "Evaluator", "Pusher"}
+              "Evaluator", "RetrievalEvaluator", "Pusher"}
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +52,9 @@ def test_every_component_is_a_task_with_the_pipeline_edges(spec):
   assert edges["ServingModelBuilder"] == {"Trainer", "Transform", "MoviesExampleGen"}
   assert {"ServingModelBuilder", "RatingsExampleGen"} <= edges["Evaluator"]
   assert any("resolver" in name for name in edges["Evaluator"])   # the baseline model
-  assert edges["Pusher"] == {"Evaluator", "ServingModelBuilder"}
+  # The final gate: TFMA's rating blessing plus the retrieval metrics on the eval split.
+  assert {"Evaluator", "ServingModelBuilder", "Transform"} <= edges["RetrievalEvaluator"]
+  assert edges["Pusher"] == {"RetrievalEvaluator", "ServingModelBuilder"}
   assert all(tasks[name].caching_options.enable_cache for name in COMPONENTS)
 
 

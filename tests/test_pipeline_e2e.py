@@ -36,7 +36,7 @@ def test_every_component_ran(first_run):
   assert set(summary["components"]) == {
       "RatingsExampleGen", "MoviesExampleGen", "StatisticsGen", "ImportSchemaGen",
       "ExampleValidator", "DataGate", "Transform", "Trainer", "ServingModelBuilder",
-      "latest_blessed_model_resolver", "Evaluator", "Pusher"}
+      "latest_blessed_model_resolver", "Evaluator", "RetrievalEvaluator", "Pusher"}
   assert all(c["state"] == "COMPLETE" for c in summary["components"].values())
 
 
@@ -68,6 +68,28 @@ def test_metrics_blessing_and_push(first_run):
   assert os.path.basename(version_dir).isdigit()
   assert os.path.exists(os.path.join(version_dir, "saved_model.pb"))
   assert "Top 10 for user" in stdout
+
+
+def test_retrieval_metrics_and_baselines_gate_the_push_and_fill_the_report(first_run):
+  output, summary, stdout = first_run
+  retrieval = summary["retrieval_evaluation"]
+  model, popular = retrieval["model"], retrieval["most_popular"]
+  for metrics in (model, popular):
+    assert 0.0 <= metrics["recall_at_10"] <= metrics["recall_at_100"] <= 1.0
+    assert 0.0 < metrics["ndcg_at_100"] <= 1.0
+    assert metrics["users_with_relevant"] > 0
+  # The same eval split for all: top-K accuracy agrees with the Trainer's own.
+  assert model["top_10_accuracy"] == pytest.approx(
+      summary["trainer_metrics"]["top_10_accuracy"], abs=0.02)
+  baselines = retrieval["rating_baselines"]
+  assert baselines["user_movie_bias"]["rmse"] < baselines["global_mean"]["rmse"]
+  assert summary["rating_gate_passed"] and summary["blessed"]
+  assert "most popular" in stdout and "rating baselines" in stdout
+  with open(os.path.join(output, "report.html")) as f:
+    report = f.read()
+  assert "Recall@100" in report and "most popular" in report and "Blessed" in report
+  assert report.count("data:image/png;base64,") == 4   # distribution, curves, activity, recall
+  assert os.path.exists(os.path.join(output, "statistics.html"))   # TFDV's Facets view
 
 
 def test_pushed_model_answers_in_a_tensorflow_only_process(first_run):
@@ -139,6 +161,8 @@ def test_a_degraded_model_is_not_blessed_and_the_last_blessed_model_stays(first_
   assert (degraded["evaluator_metrics"]["root_mean_squared_error"]
           > first["evaluator_metrics"]["root_mean_squared_error"])
   assert not degraded["blessed"] and not degraded["pushed"]
+  assert any("rating gate" in reason for reason in degraded["gate_reasons"])
+  assert "not blessed: the rating gate" in result.stdout
   versions = os.listdir(os.path.join(output, "serving_model", "netflix_recommender"))
   assert versions == [os.path.basename(first["pushed_to"])]
 

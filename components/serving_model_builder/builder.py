@@ -21,7 +21,7 @@ CATALOG_YEAR = "Year"
 CATALOG_TITLE = "Name"
 
 
-def _example_files(examples_artifact, split: str | None = None) -> list[str]:
+def example_files(examples_artifact, split: str | None = None) -> list[str]:
   splits = ([split] if split else
             artifact_utils.decode_split_names(examples_artifact.split_names))
   files = []
@@ -100,9 +100,9 @@ def build_from_artifacts(model_uri: str, transform_graph_uri: str, transformed_e
                       for token in tf_transform_output.vocabulary_by_name(
                           features.MOVIE_VOCABULARY)]
   num_users = tf_transform_output.vocabulary_size_by_name(features.USER_VOCABULARY)
-  interactions = read_interactions(_example_files(transformed_examples, "train"))
+  interactions = read_interactions(example_files(transformed_examples, "train"))
   index, report = build_index(core, movie_vocabulary, num_users,
-                              read_catalog(_example_files(movies)), interactions)
+                              read_catalog(example_files(movies)), interactions)
   model = serving_model.ServingModel(core, index, top_k, rating_min, rating_max,
                                      index_type=index_type, scann_candidates=scann_candidates)
   serving_model.save(model, path_utils.serving_model_path(output_uri))
