@@ -107,7 +107,8 @@ def cmd_run(args) -> int:
       data_dir=os.path.abspath(args.data), output_dir=os.path.abspath(args.output),
       preset=args.preset, hparam_overrides=tuple(args.set or ()),
       rating_min=scale.get("rating_min", 1.0), rating_max=scale.get("rating_max", 5.0),
-      index_type=args.index, beam_runner=args.beam_runner)
+      index_type=args.index, beam_runner=args.beam_runner,
+      retrieval_min_ratio_to_popular=args.min_ratio_to_popular)
   config.hparams  # Fails early on an unknown preset or hyperparameter.
   summary = local_runner.run(config)
   _print_summary(summary)
@@ -123,7 +124,7 @@ def cmd_run(args) -> int:
     print(serving_client.format_recommendations(recommender.recommend([user])[0]))
   if not summary["blessed"]:
     # Exit 1: the run worked, but produced nothing to serve (the gate held).
-    print("\nthe new model was not blessed (see the Evaluator metrics and thresholds): "
+    print("\nthe new model was not blessed (see \"not blessed:\" above and report.html): "
           "it was not pushed, the served model is unchanged", file=sys.stderr)
     return 1
   return 0
@@ -221,6 +222,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="retrieval index in the serving model (scann needs ScaNN ops to serve)")
   run.add_argument("--beam-runner", default="in_memory", choices=["in_memory", "multi_processing"],
                    help="Beam DirectRunner mode (in_memory: fastest below a few million ratings)")
+  run.add_argument("--min-ratio-to-popular", type=float,
+                   default=config_lib.PipelineConfig.retrieval_min_ratio_to_popular,
+                   help="retrieval gate: the model's filtered Recall@100 must reach the "
+                        "most-popular baseline's times this (0 turns this check off)")
   run.add_argument("--user", help="user to show recommendations for (default: most active)")
   run.set_defaults(func=cmd_run)
 

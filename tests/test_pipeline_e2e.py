@@ -13,8 +13,10 @@ import pytest
 pytestmark = pytest.mark.e2e
 
 NFREC = os.path.join(os.path.dirname(sys.executable), "nfrec")
-# Few epochs: this checks the pipeline's wiring and lineage, not model quality.
-FAST = ["--set", "epochs=4", "--set", "early_stopping_patience=0"]
+# Few epochs: this checks the pipeline's wiring and lineage, not model quality (so the
+# retrieval gate's comparison with the most-popular baseline is off, but see
+# test_a_model_below_the_popularity_baseline_is_not_pushed).
+FAST = ["--set", "epochs=4", "--set", "early_stopping_patience=0", "--min-ratio-to-popular", "0"]
 
 
 def _nfrec(*args, timeout=900):
@@ -163,6 +165,21 @@ def test_a_degraded_model_is_not_blessed_and_the_last_blessed_model_stays(first_
   assert not degraded["blessed"] and not degraded["pushed"]
   assert any("rating gate" in reason for reason in degraded["gate_reasons"])
   assert "not blessed: the rating gate" in result.stdout
+  versions = os.listdir(os.path.join(output, "serving_model", "netflix_recommender"))
+  assert versions == [os.path.basename(first["pushed_to"])]
+
+
+def test_a_model_below_the_popularity_baseline_is_not_pushed(first_run, tiny_data_dir):
+  output, first, _ = first_run
+  # The same model, judged by a stricter retrieval gate: only RetrievalEvaluator re-runs.
+  result = _nfrec("run", "--data", tiny_data_dir, "--output", output, *FAST[:-2],
+                  "--min-ratio-to-popular", "100")
+  assert result.returncode == 1, result.stderr[-3000:]
+  with open(os.path.join(output, "run_summary.json")) as f:
+    strict = json.load(f)
+  assert strict["components"]["Trainer"]["state"] == "CACHED"
+  assert strict["rating_gate_passed"] and not strict["blessed"] and not strict["pushed"]
+  assert any("below the most-popular baseline" in r for r in strict["gate_reasons"])
   versions = os.listdir(os.path.join(output, "serving_model", "netflix_recommender"))
   assert versions == [os.path.basename(first["pushed_to"])]
 
