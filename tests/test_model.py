@@ -93,3 +93,11 @@ def test_evaluate_counts_hits_over_all_candidates_and_unseen_movies_as_misses():
             - tf.constant([5.0, 1.0, 4.0, 3.0])).numpy()
   assert metrics["rmse"] == pytest.approx(float(np.sqrt(np.mean(errors ** 2))), rel=1e-5)
   assert metrics["mae"] == pytest.approx(float(np.mean(np.abs(errors))), rel=1e-5)
+
+
+def test_l2_per_epoch_is_spread_over_the_steps_of_an_epoch():
+  assert model_lib.embedding_l2({"l2": 1e-4}, steps_per_epoch=400) == 1e-4
+  assert model_lib.embedding_l2({"l2_per_epoch": 0.012}, steps_per_epoch=40) == pytest.approx(3e-4)
+  assert model_lib.embedding_l2({"l2_per_epoch": 0.012}, steps_per_epoch=400) == pytest.approx(3e-5)
+  model = model_lib.build_model(3, 4, dict(config_lib.PRESETS["default"]), steps_per_epoch=40)
+  assert model.user_embedding.embeddings_regularizer.l2 == pytest.approx(3e-4)

@@ -25,17 +25,30 @@ def _embedding(rows: int, width: int, l2: float, initializer="uniform", name=Non
       embeddings_regularizer=regularizer, name=name)
 
 
+def embedding_l2(hparams: dict, steps_per_epoch: int) -> float:
+  """The L2 factor of the embedding tables, applied on every step.
+
+  A table-wide regularizer acts once per step while a row's data gradient comes
+  once per use, so the same factor regularizes 10x harder on 10x the data.
+  `l2_per_epoch` keeps the strength per epoch constant (measured best at about
+  0.012 on both MovieLens 100K and 1M); a plain `l2` is used as given.
+  """
+  if hparams.get("l2_per_epoch"):
+    return hparams["l2_per_epoch"] / max(steps_per_epoch, 1)
+  return hparams.get("l2", 0.0)
+
+
 class RecommenderModel(tfrs.Model):
   """Retrieval (user tower · movie tower) and rating regression, trained jointly."""
 
   def __init__(self, num_users: int, num_movies: int, hparams: dict, movie_counts=None,
-               global_mean: float = 0.0):
+               global_mean: float = 0.0, steps_per_epoch: int = 1):
     """`movie_counts` (training ratings per movie index) enables the in-batch
     sampling correction when `hparams["sampling_correction"]` is set."""
     super().__init__()
     self.hparams = dict(hparams)
     dim = hparams["embedding_dim"]
-    l2 = hparams.get("l2", 0.0)
+    l2 = embedding_l2(hparams, steps_per_epoch)
     # +1 row for the out-of-vocabulary bucket Transform puts at the end.
     self.user_embedding = _embedding(num_users + 1, dim, l2, name="user_embedding")
     self.movie_embedding = _embedding(num_movies + 1, dim, l2, name="movie_embedding")
@@ -133,10 +146,11 @@ class RecommenderModel(tfrs.Model):
 
 
 def build_model(num_users: int, num_movies: int, hparams: dict, movie_counts=None,
-                global_mean: float = 0.0) -> RecommenderModel:
+                global_mean: float = 0.0, steps_per_epoch: int = 1) -> RecommenderModel:
   """Builds and compiles the model with the preset's optimizer."""
   tf.keras.utils.set_random_seed(hparams.get("seed", 0))
-  model = RecommenderModel(num_users, num_movies, hparams, movie_counts, global_mean)
+  model = RecommenderModel(num_users, num_movies, hparams, movie_counts, global_mean,
+                           steps_per_epoch)
   optimizers = {"adagrad": tf.keras.optimizers.Adagrad, "adam": tf.keras.optimizers.Adam}
   # XLA fuses each training step into one compiled program (about 1.7x the
   # examples/s on 2 CPU cores); several steps per call cut Python overhead.

@@ -216,7 +216,7 @@ def train(fn_args, hparams: dict, strategy_name: str = "default") -> dict:
 
   with distribution_strategy(strategy_name).scope():
     model = model_lib.build_model(num_users, num_movies, hparams, movie_counts=counts,
-                                  global_mean=mean_rating)
+                                  global_mean=mean_rating, steps_per_epoch=steps_per_epoch)
   callbacks = [tf.keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq="epoch")]
   if hparams.get("early_stopping_patience"):
     callbacks.append(tf.keras.callbacks.EarlyStopping(
