@@ -25,14 +25,20 @@ from pipeline import config as config_lib
 SHARED = os.path.join(config_lib.PROJECT_ROOT, "..", "shared", "data")
 RESULTS_DOC = os.path.join(config_lib.PROJECT_ROOT, "docs", "results.md")
 
-DATASETS = {
-    "ml-100k": ["--format", "movielens", "--input", os.path.join(SHARED, "ml-100k")],
-    "ml-1m": ["--format", "movielens", "--input", os.path.join(SHARED, "ml-1m")],
-    "netflix-subset": [
-        "--format", "netflix-kaggle",
-        "--ratings", os.path.join(SHARED, "netflix-kaggle", "Netflix_Dataset_Rating.subset_242480.csv"),
-        "--movies", os.path.join(SHARED, "netflix-kaggle", "Netflix_Dataset_Movie.csv")],
-}
+def dataset_args(shared: str) -> dict[str, list[str]]:
+  """`nfrec prepare` arguments of each dataset under the shared data folder."""
+  return {
+      "ml-100k": ["--format", "movielens", "--input", os.path.join(shared, "ml-100k")],
+      "ml-1m": ["--format", "movielens", "--input", os.path.join(shared, "ml-1m")],
+      "netflix-subset": [
+          "--format", "netflix-kaggle",
+          "--ratings", os.path.join(shared, "netflix-kaggle",
+                                    "Netflix_Dataset_Rating.subset_242480.csv"),
+          "--movies", os.path.join(shared, "netflix-kaggle", "Netflix_Dataset_Movie.csv")],
+  }
+
+
+DATASETS = tuple(dataset_args(SHARED))
 
 # Published figures (other splits and protocols: context, not a like-for-like race).
 PUBLISHED = {
@@ -60,21 +66,21 @@ def _nfrec(*args) -> subprocess.CompletedProcess:
                         text=True, cwd=config_lib.PROJECT_ROOT)
 
 
-def prepare(work_dir: str, dataset: str) -> str:
+def prepare(work_dir: str, dataset: str, shared: str) -> str:
   data_dir = os.path.join(work_dir, f"data-{dataset}")
   if not os.path.isdir(data_dir):
-    result = _nfrec("prepare", *DATASETS[dataset], "--output", data_dir)
+    result = _nfrec("prepare", *dataset_args(shared)[dataset], "--output", data_dir)
     if result.returncode:
       raise RuntimeError(f"nfrec prepare {dataset} failed: {result.stderr[-2000:]}")
   return data_dir
 
 
-def run(work_dir: str, dataset: str, preset: str, force: bool) -> dict:
+def run(work_dir: str, dataset: str, preset: str, force: bool, shared: str) -> dict:
   output_dir = os.path.join(work_dir, f"run-{dataset}-{preset}")
   summary_path = os.path.join(output_dir, "run_summary.json")
   if force or not os.path.exists(summary_path):
     start = time.time()
-    result = _nfrec("run", "--data", prepare(work_dir, dataset), "--output", output_dir,
+    result = _nfrec("run", "--data", prepare(work_dir, dataset, shared), "--output", output_dir,
                     "--preset", preset)
     if result.returncode not in (0, 1):   # 1: ran, not blessed; its metrics still count
       raise RuntimeError(f"nfrec run {dataset} {preset} failed: {result.stderr[-2000:]}")
@@ -104,20 +110,22 @@ def rows_of(dataset: str, summaries: dict) -> list[list]:
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(prog="nfrec bench quality", description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+  parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
   parser.add_argument("--presets", nargs="+", default=["seed", "default"],
                       choices=sorted(config_lib.PRESETS))
+  parser.add_argument("--shared-data", default=SHARED, help="the shared rating data folder")
   parser.add_argument("--work-dir", default="/tmp/nfrec-quality")
   parser.add_argument("--force", action="store_true", help="rerun even where results exist")
   parser.add_argument("--no-doc", action="store_true", help="do not write docs/results.md")
   args = parser.parse_args(argv)
-  if not os.path.isdir(SHARED):
-    print(f"{SHARED}: not found (the shared rating data)", file=sys.stderr)
+  if not os.path.isdir(args.shared_data):
+    print(f"{args.shared_data}: not found (the shared rating data)", file=sys.stderr)
     return 2
   os.makedirs(args.work_dir, exist_ok=True)
   rows = []
   for dataset in args.datasets:
-    summaries = {preset: run(args.work_dir, dataset, preset, args.force) for preset in args.presets}
+    summaries = {preset: run(args.work_dir, dataset, preset, args.force, args.shared_data)
+                 for preset in args.presets}
     rows += rows_of(dataset, summaries)
   table = markdown.table(["data", "model"] + [label for _, label in COLUMNS] + ["note"], rows)
   text = (f"Measured on {markdown.machine()} by `nfrec bench quality`. Each dataset is prepared "
