@@ -104,7 +104,7 @@ def run_pipeline(data_dir: str, output_dir: str, beam_runner: str) -> dict:
 
 
 MAIN_STEPS = ("RatingsExampleGen", "StatisticsGen", "Transform", "Trainer",
-              "ServingModelBuilder", "Evaluator")
+              "ServingModelBuilder", "Evaluator", "RetrievalEvaluator")
 
 
 def render(results: list[dict]) -> str:

@@ -259,3 +259,22 @@ def test_tensorflow_model_server_rest_api(saved_model_dir, tmp_path):
   finally:
     process.terminate()
     process.wait(timeout=30)
+
+
+@pytest.mark.parametrize("width, k, excluded", [
+    (17_770, 10, 0.3), (1_200, 10, 0.3), (4, 3, 0.3), (130, 100, 0.3), (128, 5, 0.3),
+    (130, 100, 0.6)])   # fewer than k finite scores: -inf picks, never a padding column
+def test_blocked_top_k_is_exactly_top_k(width, k, excluded):
+  scores = tf.random.stateless_normal([7, width], seed=[width, k])
+  # Ties and excluded (-inf) entries, as the serving model produces them.
+  scores = tf.concat([scores[:, :width // 2], tf.round(scores[:, width // 2:])], axis=1)
+  scores = tf.where(tf.random.stateless_uniform([7, width], seed=[1, 2]) < excluded, -np.inf,
+                    scores)
+  values, indices = serving_model.blocked_top_k(scores, k)
+  expected = tf.math.top_k(scores, k=k)
+  np.testing.assert_array_equal(values.numpy(), expected.values.numpy())
+  # Same scores at the returned columns (ties may pick other columns of equal score).
+  np.testing.assert_array_equal(tf.gather(scores, indices, batch_dims=1).numpy(), values.numpy())
+  assert indices.numpy().max() < width
+  finite = tf.reduce_sum(tf.cast(values > -np.inf, tf.int32), axis=1).numpy()
+  assert all(len(set(row[:n])) == n for row, n in zip(indices.numpy().tolist(), finite))
