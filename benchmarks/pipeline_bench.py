@@ -135,6 +135,10 @@ def main(argv=None) -> int:
                       choices=["in_memory", "multi_processing"])
   parser.add_argument("--multi-processing-sizes", nargs="+", default=["100k", "1M"],
                       help="sizes to also run with the other Beam modes (cold only)")
+  parser.add_argument("--runs", nargs="+", default=list(RUNS), choices=RUNS,
+                      help="which of cold, rerun, cached to run (in that order)")
+  parser.add_argument("--results", default="pipeline_results.json",
+                      help="file in the work dir that collects the results")
   parser.add_argument("--work-dir", default="/tmp/nfrec-bench")
   parser.add_argument("--no-doc", action="store_true", help="do not update docs/performance.md")
   args = parser.parse_args(argv)
@@ -148,11 +152,11 @@ def main(argv=None) -> int:
       output_dir = os.path.join(args.work_dir, f"out-{size}-{mode}")
       shutil.rmtree(output_dir, ignore_errors=True)
       os.makedirs(output_dir)
-      for run in RUNS if mode == "in_memory" else RUNS[:1]:
+      for run in args.runs if mode == "in_memory" else args.runs[:1]:
         result = dict(run_pipeline(data_dir, output_dir, mode), size=size, mode=mode, run=run)
         results.append(result)
         print(json.dumps(result), flush=True)
-      with open(os.path.join(args.work_dir, "pipeline_results.json"), "w") as f:
+      with open(os.path.join(args.work_dir, args.results), "w") as f:
         json.dump(results, f, indent=1)
   text = render(results)
   print(text)
