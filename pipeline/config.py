@@ -36,7 +36,8 @@ PRESETS = {
         rating_dot_product=False, retrieval_bias=False, sampling_correction=False,
         rating_weight=1.0, retrieval_weight=1.0, retrieval_loss_reduction="sum",
         optimizer="adagrad", learning_rate=0.1, batch_size=8192, epochs=3,
-        early_stopping_patience=0, early_stopping_monitor="val_loss", seed=42,
+        early_stopping_patience=0, early_stopping_monitor="val_loss", early_stopping_min_delta=0.0,
+        seed=42,
         **EXECUTION),
     "default": dict(
         embedding_dim=32, rating_hidden_units=[256, 128], use_bias=True,
@@ -48,7 +49,10 @@ PRESETS = {
         # and the extra weight makes it learn faster in the epochs the RMSE allows.
         rating_weight=1.0, retrieval_weight=5.0, retrieval_loss_reduction="mean",
         optimizer="adam", learning_rate=0.01, batch_size=2048, epochs=20,
-        early_stopping_patience=3, early_stopping_monitor="val_rmse", seed=42,
+        # min_delta: an improvement smaller than this does not count; on millions of
+        # ratings, where each epoch costs minutes, e.g. --set early_stopping_min_delta=0.001.
+        early_stopping_patience=3, early_stopping_monitor="val_rmse", early_stopping_min_delta=0.0,
+        seed=42,
         **EXECUTION),
 }
 

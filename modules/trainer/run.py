@@ -222,6 +222,7 @@ def train(fn_args, hparams: dict, strategy_name: str = "default") -> dict:
     callbacks.append(tf.keras.callbacks.EarlyStopping(
         monitor=hparams.get("early_stopping_monitor", "val_loss"),
         patience=hparams["early_stopping_patience"],
+        min_delta=hparams.get("early_stopping_min_delta", 0.0),
         restore_best_weights=True))
   history = model.fit(train_data, steps_per_epoch=steps_per_epoch, validation_data=eval_data,
                       epochs=hparams["epochs"], callbacks=callbacks, verbose=0)
