@@ -5,15 +5,20 @@ import pytest
 
 from components.retrieval_evaluator import evaluation
 from components.retrieval_evaluator import metrics
+from modules.serving import serving_model
 
 
 def _ranker(scores, rated_pairs, num_users=2):
   scores = np.array(scores, np.float32)
   users = np.array([u for u, _ in rated_pairs], np.int64)
   movies = np.array([m for _, m in rated_pairs], np.int64)
-  splits, rated = metrics.rated_rows(users, movies, num_users)
-  return metrics.Ranker(num_users=num_users, num_movies=scores.shape[1], rated_row_splits=splits,
-                        rated_movies=rated, scores=lambda user_index: scores[user_index])
+  # Grouped by user exactly as the serving model stores what it excludes.
+  rated = serving_model.interactions_index(users, movies, np.ones(len(users)),
+                                           num_users=num_users, num_movies=scores.shape[1])
+  return metrics.Ranker(num_users=num_users, num_movies=scores.shape[1],
+                        rated_row_splits=rated["rated_row_splits"],
+                        rated_movies=rated["rated_movies"],
+                        scores=lambda user_index: scores[user_index])
 
 
 # User 0 ranks movies 0 > 1 > 2 > 3 > 4 and rated movie 0 in training;

@@ -55,13 +55,6 @@ def popularity_ranker(movie_counts: np.ndarray, like: Ranker) -> Ranker:
   return dataclasses.replace(like, scores=lambda user_index: np.tile(counts, (len(user_index), 1)))
 
 
-def rated_rows(user_index, movie_index, num_users: int) -> tuple[np.ndarray, np.ndarray]:
-  """(row splits, movies) of the (user, movie) pairs grouped by user."""
-  order = np.argsort(user_index, kind="stable")
-  splits = np.concatenate([[0], np.cumsum(np.bincount(user_index, minlength=num_users))])
-  return splits.astype(np.int64), movie_index[order].astype(np.int64)
-
-
 def retrieval_metrics(ranker: Ranker, user_index: np.ndarray, movie_index: np.ndarray,
                       rating: np.ndarray, ks=KS, curve_ks=CURVE_KS) -> dict:
   """Metrics of `ranker` on eval pairs given in its own index space.
