@@ -80,7 +80,7 @@ def run_pipeline(data_dir: str, output_dir: str, beam_runner: str) -> dict:
   command = [sys.executable, "-m", "pipeline.cli", "run", "--data", data_dir,
              "--output", output_dir, "--beam-runner", beam_runner]
   start = time.time()
-  with open(os.path.join(output_dir + ".log"), "a") as log:
+  with open(output_dir + ".log", "a") as log:
     child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
                              cwd=config_lib.PROJECT_ROOT)
     memory = TreeMemory(child.pid)

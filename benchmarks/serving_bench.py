@@ -31,7 +31,7 @@ BATCH_SIZES = (1, 32, 256, 1024)
 TARGET_SECONDS = 2.0  # measuring time per (signature, batch size)
 
 
-def _percentiles(fn, batch: int) -> tuple[float, float]:
+def _percentiles(fn) -> tuple[float, float]:
   import numpy as np
   fn()  # warm-up: first call traces nothing (signatures are concrete) but fills caches
   start = time.perf_counter()
@@ -74,9 +74,9 @@ def measure(model_dir: str, scann: bool) -> dict:
     movie_ids = tf.constant(rng.choice(movies, batch))
     queries = tf.random.normal([batch, candidates.shape[1]])
     row = {"batch": batch}
-    row["recommend"] = _percentiles(lambda: recommend(user_id=user_ids), batch)
-    row["predict_rating"] = _percentiles(lambda: rate(user_id=user_ids, movie_id=movie_ids), batch)
-    row["floor"] = _percentiles(lambda: floor(queries), batch)
+    row["recommend"] = _percentiles(lambda: recommend(user_id=user_ids))
+    row["predict_rating"] = _percentiles(lambda: rate(user_id=user_ids, movie_id=movie_ids))
+    row["floor"] = _percentiles(lambda: floor(queries))
     rows.append(row)
   size_mb = sum(os.path.getsize(os.path.join(d, name)) for d, _, files in os.walk(model_dir)
                 for name in files) / 1e6

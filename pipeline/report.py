@@ -24,10 +24,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 REPORT_FILE = "report.html"
 STATISTICS_FILE = "statistics.html"
 
-METRICS = (("rmse", "RMSE", False), ("mae", "MAE", False),
-           ("top_10_accuracy", "top-10 acc.", True), ("top_100_accuracy", "top-100 acc.", True),
-           ("recall_at_10", "Recall@10", True), ("recall_at_100", "Recall@100", True),
-           ("ndcg_at_10", "NDCG@10", True), ("ndcg_at_100", "NDCG@100", True))
+METRICS = (("rmse", "RMSE"), ("mae", "MAE"), ("top_10_accuracy", "top-10 acc."),
+           ("top_100_accuracy", "top-100 acc."), ("recall_at_10", "Recall@10"),
+           ("recall_at_100", "Recall@100"), ("ndcg_at_10", "NDCG@10"), ("ndcg_at_100", "NDCG@100"))
 
 
 def _png(figure) -> str:
@@ -55,11 +54,11 @@ def metrics_rows(summary: dict) -> list[tuple[str, dict]]:
 
 
 def _metrics_table(summary: dict) -> str:
-  head = "".join(f"<th>{label}</th>" for _, label, _ in METRICS)
+  head = "".join(f"<th>{label}</th>" for _, label in METRICS)
   body = ""
   for name, values in metrics_rows(summary):
     cells = "".join(f"<td>{values[key]:.4f}</td>" if values.get(key) is not None else "<td></td>"
-                    for key, _, _ in METRICS)
+                    for key, _ in METRICS)
     body += f"<tr><th>{html.escape(name)}</th>{cells}</tr>"
   return f"<table><tr><th></th>{head}</tr>{body}</table>"
 
