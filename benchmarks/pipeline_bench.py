@@ -26,7 +26,7 @@ import psutil
 
 from benchmarks import markdown
 from pipeline import config as config_lib
-from pipeline import sample_data
+from nfrec.data import sample as sample_data
 
 SIZES = {"100k": 100_000, "1M": 1_000_000, "5M": 5_000_000}
 RUNS = ("cold", "rerun", "cached")
@@ -77,7 +77,7 @@ class TreeMemory:
 
 
 def run_pipeline(data_dir: str, output_dir: str, beam_runner: str) -> dict:
-  command = [sys.executable, "-m", "pipeline.cli", "run", "--data", data_dir,
+  command = [sys.executable, "-m", "nfrec", "run", "--data", data_dir,
              "--output", output_dir, "--beam-runner", beam_runner]
   start = time.time()
   with open(output_dir + ".log", "a") as log:

@@ -62,7 +62,7 @@ COLUMNS = (("rmse", "RMSE"), ("mae", "MAE"), ("top_10_accuracy", "top-10 acc."),
 
 
 def _nfrec(*args) -> subprocess.CompletedProcess:
-  return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], capture_output=True,
+  return subprocess.run([sys.executable, "-m", "nfrec", *args], capture_output=True,
                         text=True, cwd=config_lib.PROJECT_ROOT)
 
 

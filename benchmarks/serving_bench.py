@@ -26,6 +26,7 @@ import sys
 import time
 
 from benchmarks import markdown
+from nfrec import contracts
 
 BATCH_SIZES = (1, 32, 256, 1024)
 TARGET_SECONDS = 2.0  # measuring time per (signature, batch size)
@@ -86,7 +87,7 @@ def measure(model_dir: str, scann: bool) -> dict:
 
 
 def measure_in_child(model_dir: str, scann: bool) -> dict:
-  env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+  env = contracts.tf_only_environment()
   env["TF_CPP_MIN_LOG_LEVEL"] = "3"
   command = [sys.executable, "-m", "benchmarks.serving_bench", "--measure", model_dir]
   if scann:

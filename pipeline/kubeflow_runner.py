@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 from tfx import v1 as tfx
 

@@ -6,14 +6,10 @@ import dataclasses
 import os
 import time
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-
 from tfx import v1 as tfx
 
 from pipeline import config as config_lib
 from pipeline import pipeline as pipeline_lib
-from pipeline import report
-from pipeline import run_summary
 from pipeline import schema as schema_lib
 
 
@@ -36,8 +32,17 @@ def check_input(config: config_lib.PipelineConfig) -> None:
         raise DataError(f"{path}: line 1: empty file (expected a CSV header).")
 
 
-def run(config: config_lib.PipelineConfig) -> dict:
-  """Runs the pipeline, then writes and returns the run summary."""
+@dataclasses.dataclass(frozen=True)
+class LocalRun:
+  """What a finished local run leaves for its reader (the run summary)."""
+  config: config_lib.PipelineConfig  # as run: with the schema file it imported
+  metadata_config: object            # ML-Metadata connection (SQLite)
+  started_at: float                  # epoch seconds
+  wall_time_s: float
+
+
+def run(config: config_lib.PipelineConfig) -> LocalRun:
+  """Runs the pipeline to its end (or raises the failing component's error)."""
   check_input(config)
   os.makedirs(config.output_dir, exist_ok=True)
   config = dataclasses.replace(config, schema_file=schema_lib.content_addressed_copy(
@@ -48,7 +53,4 @@ def run(config: config_lib.PipelineConfig) -> dict:
   started = time.time()
   tfx.orchestration.LocalDagRunner().run(
       pipeline_lib.create_pipeline(config, metadata_config))
-  summary = run_summary.write(config, metadata_config, started_at=started,
-                              wall_time_s=time.time() - started)
-  report.write(config.output_dir, summary)
-  return summary
+  return LocalRun(config, metadata_config, started, time.time() - started)

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx

@@ -1,13 +1,13 @@
-"""Shared test setup. TFRS needs Keras 2: set before TensorFlow is first imported."""
+"""Shared test setup."""
 
 import os
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TensorFlow loads
 
+import modules  # noqa: F401  (Keras 2 for TFRS, chosen before TensorFlow loads)
 import pytest
 
-from pipeline import sample_data
+from nfrec.data import sample as sample_data
 
 TINY_SAMPLE = sample_data.SampleSpec(num_users=300, num_movies=120, mean_ratings_per_user=20.0,
                                      seed=7)

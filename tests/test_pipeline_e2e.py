@@ -10,6 +10,8 @@ import time
 
 import pytest
 
+from nfrec import contracts
+
 pytestmark = pytest.mark.e2e
 
 NFREC = os.path.join(os.path.dirname(sys.executable), "nfrec")
@@ -104,7 +106,7 @@ def test_pushed_model_answers_in_a_tensorflow_only_process(first_run):
       "assert out['movie_ids'].shape == (1, 10), out['movie_ids'].shape\n"
       "assert not any(n.startswith('tensorflow_recommenders') for n in sys.modules)\n"
       "print('ok')\n")
-  env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+  env = contracts.tf_only_environment()
   result = subprocess.run([sys.executable, "-c", check, summary["pushed_to"]], env=env,
                           capture_output=True, text=True, timeout=300, cwd="/")
   assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stderr[-3000:]

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from pipeline import prepare
+from nfrec.data import prepare
 
 SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
 

@@ -4,7 +4,7 @@ import os
 
 import numpy as np
 
-from pipeline import sample_data
+from nfrec.data import sample as sample_data
 from tests.conftest import TINY_SAMPLE
 
 

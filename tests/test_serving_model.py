@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 
 from benchmarks import synthetic_model
+from nfrec import contracts
 from modules.serving import serving_model
 from modules.trainer import model as model_lib
 from modules.trainer import run as trainer_module
@@ -102,7 +103,7 @@ print(json.dumps({
 
 
 def _call_in_fresh_process(model_dir, *extra):
-  env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+  env = contracts.tf_only_environment()
   return subprocess.run([sys.executable, "-c", TF_ONLY_CHECK, model_dir, *extra], env=env,
                         capture_output=True, text=True, timeout=300, cwd="/")
 
@@ -161,7 +162,7 @@ def test_saved_model_cli_lists_the_signatures(saved_model_dir):
 
 
 def test_client_reads_the_newest_version_and_resolves_titles(saved_model_dir):
-  from pipeline import serving_client
+  from nfrec.serving import client as serving_client
   recommender = serving_client.Recommender(os.path.dirname(saved_model_dir))
   assert recommender.version_dir == saved_model_dir
   assert recommender.most_active_user() == USERS[0]   # first of the vocabulary asset

@@ -13,9 +13,6 @@ exclusions), beside the baselines, and blesses the model only if:
 Its `blessing` is the one the Pusher and the latest-blessed-model resolver read.
 """
 
-import os
-
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 from tfx import v1 as tfx
 from tfx.types import standard_artifacts

@@ -9,9 +9,6 @@ artifact the Evaluator checks and the Pusher pushes.
 """
 
 
-import os
-
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 from tfx import v1 as tfx
 from tfx.types import standard_artifacts

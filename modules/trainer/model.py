@@ -8,9 +8,6 @@ of the original notebook and the tuned default are the same code.
 
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # TFRS needs Keras 2.
 
 import tensorflow as tf
 import tensorflow_recommenders as tfrs

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # TFRS needs Keras 2.
 
 import absl.logging
 import numpy as np

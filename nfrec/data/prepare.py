@@ -42,7 +42,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from pipeline import sample_data
+from nfrec.data import sample as sample_data
 from pipeline import schema as schema_lib
 
 REJECTS_FILE = "rejects.csv"

@@ -18,13 +18,11 @@ import json
 import os
 import sys
 
-# Before TensorFlow is first imported anywhere: TFRS needs Keras 2, and the C++
-# log noise is not for users.
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+# Before TensorFlow is first imported: its C++ log noise is not for users.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from nfrec.cli import logs
 from pipeline import config as config_lib
-from pipeline import logs
 
 
 def _parse_override(text: str):
@@ -77,7 +75,7 @@ def _print_summary(summary: dict) -> None:
 
 
 def cmd_prepare(args) -> int:
-  from pipeline import prepare
+  from nfrec.data import prepare
   needed = {"netflix-kaggle": ("ratings", "movies"), "netflix-prize": ("combined", "titles"),
             "movielens": ("input",)}[args.format]
   missing = [f"--{name}" for name in needed if not getattr(args, name)]
@@ -101,7 +99,10 @@ def cmd_prepare(args) -> int:
 
 
 def cmd_run(args) -> int:
-  from pipeline import local_runner, prepare, run_summary, serving_client
+  from nfrec.data import prepare
+  from nfrec.reporting import report, run_summary
+  from nfrec.serving import client as serving_client
+  from pipeline import local_runner
   scale = prepare.read_dataset_info(args.data)
   config = config_lib.PipelineConfig(
       data_dir=os.path.abspath(args.data), output_dir=os.path.abspath(args.output),
@@ -110,7 +111,10 @@ def cmd_run(args) -> int:
       index_type=args.index, beam_runner=args.beam_runner,
       retrieval_min_ratio_to_popular=args.min_ratio_to_popular)
   config.hparams  # Fails early on an unknown preset or hyperparameter.
-  summary = local_runner.run(config)
+  run = local_runner.run(config)
+  summary = run_summary.write(run.config, run.metadata_config, started_at=run.started_at,
+                              wall_time_s=run.wall_time_s)
+  report.write(config.output_dir, summary)
   _print_summary(summary)
   print(f"summary written to {os.path.join(config.output_dir, run_summary.SUMMARY_FILE)}")
   try:
@@ -131,7 +135,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_recommend(args) -> int:
-  from pipeline import serving_client
+  from nfrec.serving import client as serving_client
   recommender = serving_client.Recommender(args.model)
   for result in recommender.recommend(args.user):
     result["items"] = result["items"][: args.k]
@@ -156,7 +160,7 @@ def cmd_compile_kubeflow(args) -> int:
 
 
 def cmd_rate(args) -> int:
-  from pipeline import serving_client
+  from nfrec.serving import client as serving_client
   recommender = serving_client.Recommender(args.model)
   movie_id = recommender.resolve_movie(args.movie)
   result = recommender.predict_rating([args.user], [movie_id])[0]
@@ -167,7 +171,7 @@ def cmd_rate(args) -> int:
 
 
 def cmd_generate_sample(args) -> int:
-  from pipeline import sample_data
+  from nfrec.data import sample as sample_data
   spec = sample_data.SampleSpec(num_users=args.users, num_movies=args.movies, seed=args.seed,
                                 mean_ratings_per_user=args.ratings_per_user)
   ratings_dir, movies_dir = sample_data.write(args.output, spec)
@@ -180,7 +184,12 @@ BENCHMARKS = {"pipeline": "benchmarks.pipeline_bench", "trainer": "benchmarks.tr
 
 
 def cmd_bench(args) -> int:
+  """Benchmarks are not installed with the package: they run from a checkout."""
   import importlib
+  if not os.path.isfile(os.path.join("benchmarks", "__init__.py")):
+    raise FileNotFoundError(f"{os.getcwd()}: no benchmarks/ folder here; `nfrec bench` runs "
+                            "from a checkout of the repository (its root folder).")
+  sys.path.insert(0, os.getcwd())
   return importlib.import_module(BENCHMARKS[args.benchmark]).main(args.options)
 
 

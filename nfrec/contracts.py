@@ -1,0 +1,135 @@
+"""The names every layer shares, each defined once.
+
+Column names of the data folder, the features Transform writes, the vocabulary
+(and asset) names, the serving signatures and their inputs and outputs, the
+metric names and K's, the files one step writes for another, and the rule by
+which a server picks the model version. Pure Python with no project or
+TensorFlow import, so a process that stands in for TF Serving can use it too.
+"""
+
+from __future__ import annotations
+
+import os
+
+# TFRS needs Keras 2 (tf-keras); TensorFlow reads this variable when it is first
+# imported (modules/__init__.py sets it).
+LEGACY_KERAS_ENV = "TF_USE_LEGACY_KERAS"
+
+
+def tf_only_environment(environ=None) -> dict:
+  """The environment for a process that stands in for TF Serving: the Keras 2 switch
+  explicitly off (so project imports there cannot turn it on), so a model that needed
+  Keras or project code would fail there as it would in the server."""
+  return {**(os.environ if environ is None else environ), LEGACY_KERAS_ENV: "0"}
+
+
+# ---------------------------------------------------------------------------
+# The data folder: `nfrec prepare` and the sample generator write it, the
+# pipeline reads it (one CSV folder each, since CsvExampleGen reads a whole folder).
+
+RATINGS_FOLDER = "ratings"
+MOVIES_FOLDER = "movies"
+DATASET_FILE = "dataset.json"  # the rating scale and the counts of `nfrec prepare`
+DATA_SCHEMA_FILE = "schema.pbtxt"  # the curated schema of a prepared data folder
+REJECTS_FILE = "rejects.csv"
+
+# Columns of the Kaggle Netflix layout (Netflix_Dataset_Rating.csv / _Movie.csv).
+USER_ID = "User_ID"
+RATING = "Rating"
+MOVIE_ID = "Movie_ID"
+YEAR = "Year"
+TITLE = "Name"
+RATINGS_COLUMNS = (USER_ID, RATING, MOVIE_ID)
+MOVIES_COLUMNS = (MOVIE_ID, YEAR, TITLE)
+
+# ---------------------------------------------------------------------------
+# Transform's output, the Trainer's input.
+
+USER_INDEX = "user_index"
+MOVIE_INDEX = "movie_index"
+RATING_LABEL = "rating"
+
+# Vocabulary names (tft.TFTransformOutput.vocabulary_file_by_name); the same
+# names are the asset files of the exported models.
+USER_VOCABULARY = "user_id"
+MOVIE_VOCABULARY = "movie_id"
+
+# ---------------------------------------------------------------------------
+# The serving contract (docs/design.md): signature, input and output names.
+
+SIGNATURE_DEFAULT = "serving_default"
+SIGNATURE_RECOMMEND = "recommend"
+SIGNATURE_PREDICT_RATING = "predict_rating"
+SIGNATURE_EXAMPLES = "serving_examples"
+
+INPUT_USER_ID = "user_id"
+INPUT_MOVIE_ID = "movie_id"
+INPUT_EXAMPLES = "examples"
+
+OUTPUT_MOVIE_IDS = "movie_ids"
+OUTPUT_TITLES = "titles"
+OUTPUT_YEARS = "years"
+OUTPUT_SCORES = "scores"
+OUTPUT_POPULAR_FALLBACK = "popular_fallback"
+OUTPUT_RATING = "rating"
+OUTPUT_FALLBACK = "fallback"
+
+# ---------------------------------------------------------------------------
+# Metrics (docs/metrics.md): the K's evaluated everywhere, and the names and
+# labels every table and report uses, in the order they are shown.
+
+RETRIEVAL_KS = (10, 100)
+RMSE = "rmse"
+MAE = "mae"
+
+
+def top_k_accuracy(k: int) -> str:
+  return f"top_{k}_accuracy"
+
+
+def recall_at(k: int) -> str:
+  return f"recall_at_{k}"
+
+
+def ndcg_at(k: int) -> str:
+  return f"ndcg_at_{k}"
+
+
+METRIC_LABELS = {
+  RMSE: "RMSE",
+  MAE: "MAE",
+  **{top_k_accuracy(k): f"top-{k} acc." for k in RETRIEVAL_KS},
+  **{recall_at(k): f"Recall@{k}" for k in RETRIEVAL_KS},
+  **{ndcg_at(k): f"NDCG@{k}" for k in RETRIEVAL_KS},
+}
+RETRIEVAL_METRICS = tuple(name for name in METRIC_LABELS if name not in (RMSE, MAE))
+
+# TFMA's names for the rating metrics of the Evaluator.
+TFMA_RMSE = "root_mean_squared_error"
+TFMA_MAE = "mean_absolute_error"
+
+# ---------------------------------------------------------------------------
+# Files one step writes and another reads.
+
+TRAINER_METRICS_FILE = "metrics.json"  # in the Trainer's model_run
+RETRIEVAL_EVALUATION_FILE = "retrieval_evaluation.json"  # RetrievalEvaluator's evaluation
+GATE_FILE = "gate.json"  # RetrievalEvaluator's blessing: verdict and reasons
+
+# ---------------------------------------------------------------------------
+# Model versions on disk: TF Serving serves the highest integer-named folder.
+
+
+def latest_version(model_base_path: str) -> str | None:
+  """Name of the newest version folder holding a saved_model.pb, or None.
+
+  A folder is a version only once it holds its saved_model.pb: the Pusher's
+  staging folders (hidden names) and half-copied versions never count.
+  """
+  if not os.path.isdir(model_base_path):
+    return None
+  versions = [
+    name
+    for name in os.listdir(model_base_path)
+    if name.isdigit() and os.path.exists(os.path.join(model_base_path, name, "saved_model.pb"))
+  ]
+  return max(versions, key=int) if versions else None
