@@ -7,9 +7,9 @@ import platform
 import re
 import time
 
-from pipeline import config as config_lib
+import benchmarks
 
-PERFORMANCE_DOC = os.path.join(config_lib.PROJECT_ROOT, "docs", "performance.md")
+PERFORMANCE_DOC = os.path.join(benchmarks.DOCS_DIR, "performance.md")
 
 
 def table(header: list[str], rows: list[list]) -> str:

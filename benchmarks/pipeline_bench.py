@@ -3,7 +3,7 @@
   nfrec bench pipeline [--sizes 100k 1M 5M] [--modes in_memory multi_processing]
 
 For each size, generates Netflix-shaped ratings (17,770 movies, about 200
-ratings per user; pipeline/sample_data.py) once, then runs `nfrec run` in a
+ratings per user; nfrec/data/sample.py) once, then runs `nfrec run` in a
 child process three times on a fresh output folder: cold, rerun (everything
 cached but the Evaluator, which now has a baseline to compare with), and fully
 cached. Memory is the resident set of the whole process tree (Beam workers
@@ -24,8 +24,9 @@ import time
 
 import psutil
 
+import benchmarks
 from benchmarks import markdown
-from pipeline import config as config_lib
+from nfrec import contracts
 from nfrec.data import sample as sample_data
 
 SIZES = {"100k": 100_000, "1M": 1_000_000, "5M": 5_000_000}
@@ -34,7 +35,7 @@ RUNS = ("cold", "rerun", "cached")
 
 def make_data(work_dir: str, size: str) -> str:
   data_dir = os.path.join(work_dir, f"data-{size}")
-  if not os.path.exists(os.path.join(data_dir, "ratings", sample_data.RATINGS_FILE)):
+  if not os.path.exists(os.path.join(data_dir, contracts.RATINGS_FOLDER, sample_data.RATINGS_FILE)):
     start = time.time()
     sample_data.write(data_dir, sample_data.netflix_shaped(SIZES[size]))
     print(f"generated {data_dir} in {time.time() - start:.0f} s", flush=True)
@@ -82,7 +83,7 @@ def run_pipeline(data_dir: str, output_dir: str, beam_runner: str) -> dict:
   start = time.time()
   with open(output_dir + ".log", "a") as log:
     child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                             cwd=config_lib.PROJECT_ROOT)
+                             cwd=benchmarks.REPO_ROOT)
     memory = TreeMemory(child.pid)
     returncode = child.wait()
     memory.stop()

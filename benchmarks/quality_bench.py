@@ -19,11 +19,12 @@ import subprocess
 import sys
 import time
 
+import benchmarks
 from benchmarks import markdown
 from pipeline import config as config_lib
 
-SHARED = os.path.join(config_lib.PROJECT_ROOT, "..", "shared", "data")
-RESULTS_DOC = os.path.join(config_lib.PROJECT_ROOT, "docs", "results.md")
+SHARED = benchmarks.SHARED_DATA
+RESULTS_DOC = os.path.join(benchmarks.DOCS_DIR, "results.md")
 
 def dataset_args(shared: str) -> dict[str, list[str]]:
   """`nfrec prepare` arguments of each dataset under the shared data folder."""
@@ -63,7 +64,7 @@ COLUMNS = (("rmse", "RMSE"), ("mae", "MAE"), ("top_10_accuracy", "top-10 acc."),
 
 def _nfrec(*args) -> subprocess.CompletedProcess:
   return subprocess.run([sys.executable, "-m", "nfrec", *args], capture_output=True,
-                        text=True, cwd=config_lib.PROJECT_ROOT)
+                        text=True, cwd=benchmarks.REPO_ROOT)
 
 
 def prepare(work_dir: str, dataset: str, shared: str) -> str:

@@ -25,6 +25,7 @@ import subprocess
 import sys
 import time
 
+import benchmarks
 from benchmarks import markdown
 from nfrec import contracts
 
@@ -57,8 +58,9 @@ def measure(model_dir: str, scann: bool) -> dict:
   start = time.perf_counter()
   model = tf.saved_model.load(model_dir)
   load_s = time.perf_counter() - start
-  recommend, rate = model.signatures["recommend"], model.signatures["predict_rating"]
-  with open(os.path.join(model_dir, "assets", "user_id"), "rb") as f:
+  recommend = model.signatures[contracts.SIGNATURE_RECOMMEND]
+  rate = model.signatures[contracts.SIGNATURE_PREDICT_RATING]
+  with open(contracts.asset_path(model_dir, contracts.USER_VOCABULARY), "rb") as f:
     users = np.array([line.strip() for line in f if line.strip()], dtype=object)
   movies = model.movie_ids.numpy()
   candidates = tf.constant(model.candidate_vectors.numpy())
@@ -75,8 +77,9 @@ def measure(model_dir: str, scann: bool) -> dict:
     movie_ids = tf.constant(rng.choice(movies, batch))
     queries = tf.random.normal([batch, candidates.shape[1]])
     row = {"batch": batch}
-    row["recommend"] = _percentiles(lambda: recommend(user_id=user_ids))
-    row["predict_rating"] = _percentiles(lambda: rate(user_id=user_ids, movie_id=movie_ids))
+    row["recommend"] = _percentiles(lambda: recommend(**{contracts.INPUT_USER_ID: user_ids}))
+    row["predict_rating"] = _percentiles(lambda: rate(**{contracts.INPUT_USER_ID: user_ids,
+                                                          contracts.INPUT_MOVIE_ID: movie_ids}))
     row["floor"] = _percentiles(lambda: floor(queries))
     rows.append(row)
   size_mb = sum(os.path.getsize(os.path.join(d, name)) for d, _, files in os.walk(model_dir)
@@ -92,8 +95,7 @@ def measure_in_child(model_dir: str, scann: bool) -> dict:
   command = [sys.executable, "-m", "benchmarks.serving_bench", "--measure", model_dir]
   if scann:
     command.append("--scann")
-  from pipeline import config as config_lib
-  output = subprocess.run(command, env=env, cwd=config_lib.PROJECT_ROOT, check=True,
+  output = subprocess.run(command, env=env, cwd=benchmarks.REPO_ROOT, check=True,
                           capture_output=True, text=True).stdout
   return json.loads(output.strip().splitlines()[-1])
 
@@ -153,8 +155,11 @@ def main(argv=None) -> int:
     return 0
 
   if args.model:
-    versions = [v for v in os.listdir(args.model) if v.isdigit()]
-    model_dir = os.path.join(args.model, max(versions, key=int))
+    version = contracts.latest_version(args.model)
+    if version is None:
+      print(f"{args.model}: no model version here", file=sys.stderr)
+      return 2
+    model_dir = os.path.join(args.model, version)
     result = dict(measure_in_child(model_dir, scann=False), index="pushed model")
     print(render([result]))
     return 0

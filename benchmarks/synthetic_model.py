@@ -15,8 +15,8 @@ import tensorflow as tf
 
 from modules.serving import serving_model
 from modules.trainer import model as model_lib
-from modules.trainer import run as trainer_module
-from modules.transform import preprocessing as features
+from modules.trainer import export
+from nfrec import contracts
 from pipeline import config as config_lib
 
 
@@ -25,7 +25,7 @@ class VocabularyFiles:
 
   def __init__(self, directory: str, users: list[str], movies: list[str]):
     self._files = {}
-    for name, tokens in ((features.USER_VOCABULARY, users), (features.MOVIE_VOCABULARY, movies)):
+    for name, tokens in ((contracts.USER_VOCABULARY, users), (contracts.MOVIE_VOCABULARY, movies)):
       path = os.path.join(directory, name)
       with open(path, "w") as f:
         f.write("\n".join(tokens) + "\n")
@@ -38,9 +38,7 @@ class VocabularyFiles:
     return self._files[name][1]
 
   def raw_feature_spec(self):
-    return {features.RAW_USER_ID: tf.io.FixedLenFeature([], tf.int64),
-            features.RAW_MOVIE_ID: tf.io.FixedLenFeature([], tf.int64),
-            features.RAW_RATING: tf.io.FixedLenFeature([], tf.int64)}
+    return {name: tf.io.FixedLenFeature([], tf.int64) for name in contracts.RATINGS_COLUMNS}
 
 
 def export_core(directory: str, users: list[str], movies: list[str],
@@ -49,10 +47,10 @@ def export_core(directory: str, users: list[str], movies: list[str],
   os.makedirs(directory, exist_ok=True)
   model = model_lib.build_model(len(users), len(movies), config_lib.PRESETS[preset],
                                 movie_counts=np.ones(len(movies)), global_mean=3.5)
-  model({features.USER_INDEX: tf.constant([0], tf.int64),
-         features.MOVIE_INDEX: tf.constant([0], tf.int64)})
+  model({contracts.USER_INDEX: tf.constant([0], tf.int64),
+         contracts.MOVIE_INDEX: tf.constant([0], tf.int64)})
   export_dir = os.path.join(directory, "core_model")
-  trainer_module.export_core_model(model, VocabularyFiles(directory, users, movies), export_dir)
+  export.export_core_model(model, VocabularyFiles(directory, users, movies), export_dir)
   return export_dir
 
 

@@ -29,13 +29,14 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
+import benchmarks
 from benchmarks import markdown
 from modules.trainer import model as model_lib
-from modules.trainer import run as trainer_module
-from modules.transform import preprocessing as features
+from modules.trainer import data
+from nfrec import contracts
 from pipeline import config as config_lib
 
-DEFAULT_DATA = os.path.join(config_lib.PROJECT_ROOT, "..", "shared", "data", "ml-100k", "u.data")
+DEFAULT_DATA = os.path.join(benchmarks.SHARED_DATA, "ml-100k", "u.data")
 
 
 def load_movielens(path: str, seed: int = 0):
@@ -54,7 +55,7 @@ class OriginalModel(tfrs.models.Model):
 
   def __init__(self, users, movies, hparams):
     super().__init__()
-    dim = hparams["embedding_dim"]
+    dim = hparams.embedding_dim
     self.movie_model = tf.keras.Sequential([
         tf.keras.layers.StringLookup(vocabulary=movies, mask_token=None),
         tf.keras.layers.Embedding(len(movies) + 1, dim)])
@@ -62,7 +63,7 @@ class OriginalModel(tfrs.models.Model):
         tf.keras.layers.StringLookup(vocabulary=users, mask_token=None),
         tf.keras.layers.Embedding(len(users) + 1, dim)])
     self.rating_model = tf.keras.Sequential(
-        [tf.keras.layers.Dense(units, activation="relu") for units in hparams["rating_hidden_units"]]
+        [tf.keras.layers.Dense(units, activation="relu") for units in hparams.rating_hidden_units]
         + [tf.keras.layers.Dense(1)])
     self.rating_task = tfrs.tasks.Ranking(
         loss=tf.keras.losses.MeanSquaredError(),
@@ -70,8 +71,8 @@ class OriginalModel(tfrs.models.Model):
     candidates = tf.data.Dataset.from_tensor_slices(movies).batch(128).map(self.movie_model)
     self.retrieval_task = tfrs.tasks.Retrieval(
         metrics=tfrs.metrics.FactorizedTopK(candidates=candidates))
-    self.rating_weight = hparams["rating_weight"]
-    self.retrieval_weight = hparams["retrieval_weight"]
+    self.rating_weight = hparams.rating_weight
+    self.retrieval_weight = hparams.retrieval_weight
 
   def call(self, inputs):
     user_embeddings = self.user_model(inputs["user_id"])
@@ -105,11 +106,11 @@ def _variables_mb(variables) -> float:
 
 def run_original(train, hparams, epochs):
   users, movies = np.unique(train["user_id"]), np.unique(train["movie_id"])
-  tf.keras.utils.set_random_seed(hparams["seed"])
+  tf.keras.utils.set_random_seed(hparams.seed)
   model = OriginalModel(users, movies, hparams)
-  model.compile(optimizer=tf.keras.optimizers.Adagrad(hparams["learning_rate"]))
-  dataset = (tf.data.Dataset.from_tensor_slices(train).shuffle(100_000, seed=hparams["seed"])
-             .batch(hparams["batch_size"]).cache())
+  model.compile(optimizer=tf.keras.optimizers.Adagrad(hparams.learning_rate))
+  dataset = (tf.data.Dataset.from_tensor_slices(train).shuffle(100_000, seed=hparams.seed)
+             .batch(hparams.batch_size).cache())
   start = time.perf_counter()
   times = _timed_fit(model, dataset, epochs)
   return model, time.perf_counter() - start, times
@@ -118,17 +119,17 @@ def run_original(train, hparams, epochs):
 def run_project(train, hparams, epochs):
   users, user_index = np.unique(train["user_id"], return_inverse=True)
   movies, movie_index = np.unique(train["movie_id"], return_inverse=True)
-  columns = {features.USER_INDEX: tf.constant(user_index, tf.int64),
-             features.MOVIE_INDEX: tf.constant(movie_index, tf.int64),
-             features.RATING: tf.constant(train["rating"])}
-  counts, mean = trainer_module.training_statistics(columns, len(movies))
+  columns = {contracts.USER_INDEX: tf.constant(user_index, tf.int64),
+             contracts.MOVIE_INDEX: tf.constant(movie_index, tf.int64),
+             contracts.RATING_LABEL: tf.constant(train["rating"])}
+  counts, mean = data.training_statistics(columns, len(movies))
   model = model_lib.build_model(len(users), len(movies), hparams, movie_counts=counts,
                                 global_mean=mean)
-  dataset, steps = trainer_module.shuffled_batches(columns, hparams["batch_size"], hparams["seed"])
+  dataset, steps = data.shuffled_batches(columns, hparams.batch_size, hparams.seed)
   start = time.perf_counter()
   times = _timed_fit(model, dataset, epochs, steps)
   # The project trains on full batches: count the examples it actually saw.
-  return model, time.perf_counter() - start, times, steps * hparams["batch_size"]
+  return model, time.perf_counter() - start, times, steps * hparams.batch_size
 
 
 def main(argv=None) -> int:
@@ -142,7 +143,7 @@ def main(argv=None) -> int:
   if not os.path.exists(args.data):
     print(f"{args.data}: not found (MovieLens 100K u.data; see ../shared/data)", file=sys.stderr)
     return 2
-  hparams = dict(config_lib.PRESETS[args.preset])
+  hparams = config_lib.PRESETS[args.preset]
   train, _ = load_movielens(args.data)
   n = len(train["rating"])
 
@@ -165,7 +166,7 @@ def main(argv=None) -> int:
        f"{project_rate / original_rate:.1f}x ({project_steady / original_steady:.1f}x steady)"]]
   text = (f"Measured on {markdown.machine()} by `nfrec bench trainer`: {os.path.basename(args.data)}"
           f" ({n:,} training ratings), `{args.preset}` preset for both (batch "
-          f"{hparams['batch_size']}, {args.epochs} epochs), one process, one after the other. "
+          f"{hparams.batch_size}, {args.epochs} epochs), one process, one after the other. "
           "Whole fit includes tracing and XLA compilation; steady state is the epochs after the "
           "first. Model memory: weights + optimizer slots.\n\n"
           + markdown.table(["loop", "fit s", "examples/s (whole fit)", "examples/s (steady)",

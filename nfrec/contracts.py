@@ -74,6 +74,14 @@ OUTPUT_POPULAR_FALLBACK = "popular_fallback"
 OUTPUT_RATING = "rating"
 OUTPUT_FALLBACK = "fallback"
 
+# The retrieval index inside the serving model: "brute_force" is exact and uses stock
+# TF ops; "scann" is approximate and needs the ScaNN ops wherever it is loaded.
+INDEX_TYPES = ("brute_force", "scann")
+
+# The Trainer's tf.distribute strategies: one device, all local devices, or the
+# workers named in TF_CONFIG.
+DISTRIBUTION_STRATEGIES = ("default", "mirrored", "multi_worker_mirrored")
+
 # ---------------------------------------------------------------------------
 # Metrics (docs/metrics.md): the K's evaluated everywhere, and the names and
 # labels every table and report uses, in the order they are shown.
@@ -117,6 +125,11 @@ GATE_FILE = "gate.json"  # RetrievalEvaluator's blessing: verdict and reasons
 
 # ---------------------------------------------------------------------------
 # Model versions on disk: TF Serving serves the highest integer-named folder.
+
+
+def asset_path(saved_model_dir: str, name: str) -> str:
+  """A file among a SavedModel's assets (e.g. the user vocabulary, USER_VOCABULARY)."""
+  return os.path.join(saved_model_dir, "assets", name)
 
 
 def latest_version(model_base_path: str) -> str | None:

@@ -13,19 +13,26 @@ or uploaded to the pipeline root. Every path comes from the config.
 
 from __future__ import annotations
 
+import dataclasses
 import os
-
 
 from tfx import v1 as tfx
 
 from pipeline import config as config_lib
 from pipeline import pipeline as pipeline_lib
 
-DEFAULT_IMAGE = "nfrec-pipeline:latest"
+# The curated schema as the image holds it: the Dockerfile copies pipeline/ to
+# /pipeline/pipeline (WORKDIR /pipeline); tests/pipeline/test_kubeflow_runner.py checks it.
+IMAGE_SCHEMA_FILE = "/pipeline/pipeline/schema/ratings_schema.pbtxt"
 
 
 def compile_pipeline(config: config_lib.PipelineConfig, image: str, output_file: str) -> dict:
-  """Writes the KFP v2 pipeline spec (JSON) and returns it as a dict."""
+  """Writes the KFP v2 pipeline spec (JSON) and returns it as a dict.
+
+  Without a `schema_file` in the config, the components read the image's own copy
+  of the default schema (a path on the laptop means nothing in the cluster).
+  """
+  config = dataclasses.replace(config, schema_file=config.schema_file or IMAGE_SCHEMA_FILE)
   runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
       config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=image),
       output_filename=os.path.basename(output_file),

@@ -8,6 +8,7 @@ import time
 
 from tfx import v1 as tfx
 
+from nfrec import contracts
 from pipeline import config as config_lib
 from pipeline import pipeline as pipeline_lib
 from pipeline import schema as schema_lib
@@ -19,7 +20,8 @@ class DataError(ValueError):
 
 def check_input(config: config_lib.PipelineConfig) -> None:
   """Fails fast, before TFX starts, on a data folder the pipeline cannot read."""
-  for folder, what in ((config.ratings_dir, "ratings"), (config.movies_dir, "movies")):
+  for folder, what in ((config.ratings_dir, contracts.RATINGS_FOLDER),
+                       (config.movies_dir, contracts.MOVIES_FOLDER)):
     if not os.path.isdir(folder):
       raise DataError(f"{folder}: missing {what} folder (a data folder holds ratings/ and "
                       "movies/, each with CSV files; see `nfrec prepare`).")
@@ -46,8 +48,7 @@ def run(config: config_lib.PipelineConfig) -> LocalRun:
   check_input(config)
   os.makedirs(config.output_dir, exist_ok=True)
   config = dataclasses.replace(config, schema_file=schema_lib.content_addressed_copy(
-      config.schema_file or schema_lib.schema_for(config.data_dir),
-      os.path.join(config.output_dir, "schema")))
+      schema_lib.schema_for(config), os.path.join(config.output_dir, "schema")))
   metadata_config = tfx.orchestration.metadata.sqlite_metadata_connection_config(
       config.metadata_sqlite)
   started = time.time()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 from tfx.proto import example_gen_pb2
@@ -11,15 +10,25 @@ from components.atomic_pusher.component import AtomicPusher
 from components.data_gate.component import DataGate
 from components.retrieval_evaluator.component import RetrievalEvaluator
 from components.serving_model_builder.component import ServingModelBuilder
-from modules.serving import serving_model
-from modules.transform import preprocessing as features
+from nfrec import contracts
 from pipeline import config as config_lib
 from pipeline import schema as schema_lib
+from pipeline.fingerprint import code_fingerprint
 
-# Component ids, also used by the run summary to find their outputs in ML-Metadata.
+# Component ids: the run summary finds their outputs in ML-Metadata by these.
 RATINGS_GEN = "RatingsExampleGen"
 MOVIES_GEN = "MoviesExampleGen"
+STATISTICS_GEN = "StatisticsGen"
+SCHEMA_GEN = "ImportSchemaGen"
+EXAMPLE_VALIDATOR = "ExampleValidator"
+DATA_GATE = "DataGate"
+TRANSFORM = "Transform"
+TRAINER = "Trainer"
+SERVING_MODEL_BUILDER = "ServingModelBuilder"
+BASELINE_RESOLVER = "latest_blessed_model_resolver"
+EVALUATOR = "Evaluator"
 RETRIEVAL_EVALUATOR = "RetrievalEvaluator"
+PUSHER = "Pusher"
 
 
 def _split_config(eval_percent: int) -> example_gen_pb2.Output:
@@ -38,8 +47,9 @@ def eval_config(config: config_lib.PipelineConfig) -> tfma.EvalConfig:
           direction=tfma.MetricDirection.LOWER_IS_BETTER,
           absolute={"value": config.rmse_change_tolerance}))
   return tfma.EvalConfig(
-      model_specs=[tfma.ModelSpec(signature_name=serving_model.SIGNATURE_EXAMPLES,
-                                  label_key=features.RAW_RATING, prediction_key="rating")],
+      model_specs=[tfma.ModelSpec(signature_name=contracts.SIGNATURE_EXAMPLES,
+                                  label_key=contracts.RATING,
+                                  prediction_key=contracts.OUTPUT_RATING)],
       slicing_specs=[tfma.SlicingSpec()],
       metrics_specs=[tfma.MetricsSpec(metrics=[
           tfma.MetricConfig(class_name="RootMeanSquaredError", threshold=rmse_threshold),
@@ -57,19 +67,24 @@ def create_components(config: config_lib.PipelineConfig) -> list:
       output_config=tfx.proto.Output(split_config=tfx.proto.SplitConfig(splits=[
           tfx.proto.SplitConfig.Split(name="catalog", hash_buckets=1)]))).with_id(MOVIES_GEN)
 
-  statistics_gen = tfx.components.StatisticsGen(examples=ratings_gen.outputs["examples"])
+  statistics_gen = tfx.components.StatisticsGen(
+      examples=ratings_gen.outputs["examples"]).with_id(STATISTICS_GEN)
   # The curated schema (pipeline/schema.py), not one inferred from each new batch of data.
   schema_gen = tfx.components.ImportSchemaGen(
-      schema_file=config.schema_file or schema_lib.schema_for(config.data_dir))
+      schema_file=schema_lib.schema_for(config)).with_id(SCHEMA_GEN)
   example_validator = tfx.components.ExampleValidator(
-      statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
-  data_gate = DataGate(anomalies=example_validator.outputs["anomalies"])
+      statistics=statistics_gen.outputs["statistics"],
+      schema=schema_gen.outputs["schema"]).with_id(EXAMPLE_VALIDATOR)
+  data_gate = DataGate(
+      anomalies=example_validator.outputs["anomalies"],
+      code_version=code_fingerprint("components.data_gate.component")).with_id(DATA_GATE)
 
   transform = tfx.components.Transform(
       examples=ratings_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
       preprocessing_fn=config_lib.PREPROCESSING_FN,
       disable_statistics=True,  # StatisticsGen already describes the raw data.
-      custom_config={"code_version": config_lib.code_fingerprint(config_lib.TRANSFORM_CODE)})
+      custom_config={"code_version": code_fingerprint(config_lib.PREPROCESSING_FN)},
+  ).with_id(TRANSFORM)
   transform.add_upstream_node(data_gate)  # no Transform, hence no model, on anomalous data
 
   trainer = tfx.components.Trainer(
@@ -80,9 +95,10 @@ def create_components(config: config_lib.PipelineConfig) -> list:
       # Steps are set by epochs in the hyperparameters; these only satisfy the API.
       train_args=tfx.proto.TrainArgs(splits=["train"]),
       eval_args=tfx.proto.EvalArgs(splits=["eval"]),
-      custom_config={"hparams": config.hparams,
+      custom_config={"hparams": config.hparams.to_dict(), "preset": config.preset,
                      "distribution_strategy": config.distribution_strategy,
-                     "code_version": config_lib.code_fingerprint(config_lib.TRAINER_CODE)})
+                     "code_version": code_fingerprint(config_lib.RUN_FN)},
+  ).with_id(TRAINER)
 
   builder = ServingModelBuilder(
       model=trainer.outputs["model"],
@@ -91,7 +107,8 @@ def create_components(config: config_lib.PipelineConfig) -> list:
       movies=movies_gen.outputs["examples"],
       top_k=config.top_k, rating_min=config.rating_min, rating_max=config.rating_max,
       index_type=config.index_type, scann_candidates=config.scann_candidates,
-      code_version=config_lib.code_fingerprint(config_lib.SERVING_CODE))
+      code_version=code_fingerprint("components.serving_model_builder.component"),
+  ).with_id(SERVING_MODEL_BUILDER)
 
   # The baseline for the change thresholds: the last model that passed the whole
   # gate (blessed by RetrievalEvaluator, not only by TFMA's rating gate).
@@ -101,24 +118,25 @@ def create_components(config: config_lib.PipelineConfig) -> list:
       model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing,
                                      producer_component_id=RETRIEVAL_EVALUATOR,
                                      output_key="blessing"),
-  ).with_id("latest_blessed_model_resolver")
+  ).with_id(BASELINE_RESOLVER)
 
   evaluator = tfx.components.Evaluator(
       examples=ratings_gen.outputs["examples"],
       model=builder.outputs["serving_model"],
       baseline_model=baseline_model.outputs["model"],
       example_splits=["eval"],
-      eval_config=eval_config(config))
+      eval_config=eval_config(config)).with_id(EVALUATOR)
 
   retrieval_evaluator = RetrievalEvaluator(
       serving_model=builder.outputs["serving_model"],
       transformed_examples=transform.outputs["transformed_examples"],
+      transform_graph=transform.outputs["transform_graph"],
       rating_blessing=evaluator.outputs["blessing"],
       baseline_model=baseline_model.outputs["model"],
       gate_metric=config.retrieval_gate_metric,
       min_ratio_to_popular=config.retrieval_min_ratio_to_popular,
       change_tolerance=config.retrieval_change_tolerance,
-      code_version=config_lib.code_fingerprint(config_lib.RETRIEVAL_EVAL_CODE),
+      code_version=code_fingerprint("components.retrieval_evaluator.component"),
   ).with_id(RETRIEVAL_EVALUATOR)
 
   pusher = AtomicPusher(
@@ -126,7 +144,7 @@ def create_components(config: config_lib.PipelineConfig) -> list:
       model_blessing=retrieval_evaluator.outputs["blessing"],
       push_destination=tfx.proto.PushDestination(
           filesystem=tfx.proto.PushDestination.Filesystem(
-              base_directory=config.serving_model_dir))).with_id("Pusher")
+              base_directory=config.serving_model_dir))).with_id(PUSHER)
 
   return [ratings_gen, movies_gen, statistics_gen, schema_gen, example_validator, data_gate,
           transform,

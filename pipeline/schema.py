@@ -6,24 +6,24 @@ ImportSchemaGen. ExampleValidator then reports out-of-range ratings, missing
 ids, new columns and wrong types as anomalies, and DataGate stops the run.
 
 `pipeline/schema/ratings_schema.pbtxt` is the schema of the Netflix layout
-(integer stars 1..5), kept in the repo; `nfrec prepare` writes the schema of
-what it prepared (half stars, a Date column) beside the data as `schema.pbtxt`.
+(integer stars 1..5), kept in the repo and shipped in the package; `nfrec
+prepare` writes the schema of what it prepared (half stars, a Date column)
+beside the data as `schema.pbtxt`.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.resources
 import os
 import shutil
 
 from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
 
-from pipeline import config as config_lib
+from nfrec import contracts
 
-DEFAULT_SCHEMA_FILE = os.path.join(config_lib.PROJECT_ROOT, "pipeline", "schema",
-                                   "ratings_schema.pbtxt")
-DATA_SCHEMA_FILE = "schema.pbtxt"  # beside ratings/ and movies/ in a prepared data folder
+DEFAULT_SCHEMA_FILE = str(importlib.resources.files("pipeline") / "schema" / "ratings_schema.pbtxt")
 
 
 def _required(schema: schema_pb2.Schema, name: str, kind) -> schema_pb2.Feature:
@@ -37,9 +37,10 @@ def _required(schema: schema_pb2.Schema, name: str, kind) -> schema_pb2.Feature:
 def ratings_schema(rating_min: float = 1.0, rating_max: float = 5.0, integer_ratings: bool = True,
                    string_columns=()) -> schema_pb2.Schema:
   schema = schema_pb2.Schema()
-  for name in ("User_ID", "Movie_ID"):
+  for name in (contracts.USER_ID, contracts.MOVIE_ID):
     _required(schema, name, schema_pb2.INT).int_domain.min = 0
-  rating = _required(schema, "Rating", schema_pb2.INT if integer_ratings else schema_pb2.FLOAT)
+  rating = _required(schema, contracts.RATING,
+                     schema_pb2.INT if integer_ratings else schema_pb2.FLOAT)
   if integer_ratings:
     rating.int_domain.min, rating.int_domain.max = int(rating_min), int(rating_max)
   else:
@@ -55,9 +56,13 @@ def write(schema: schema_pb2.Schema, path: str) -> None:
     f.write(text_format.MessageToString(schema))
 
 
-def schema_for(data_dir: str) -> str:
-  """The data folder's own schema if `nfrec prepare` wrote one, else the repo's default."""
-  own = os.path.join(data_dir, DATA_SCHEMA_FILE)
+def schema_for(config) -> str:
+  """The curated schema a pipeline imports: the config's `schema_file` if it names one
+  (a runner's choice), else the data folder's own (written by `nfrec prepare`), else
+  the package's default for the Netflix layout."""
+  if config.schema_file:
+    return config.schema_file
+  own = os.path.join(config.data_dir, contracts.DATA_SCHEMA_FILE)
   return own if os.path.exists(own) else DEFAULT_SCHEMA_FILE
 
 

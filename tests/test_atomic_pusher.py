@@ -1,6 +1,7 @@
 import os
 
 from components.atomic_pusher import executor
+from nfrec import contracts
 
 
 def _model(directory, fingerprint: bytes):
@@ -32,7 +33,7 @@ def test_a_new_model_gets_a_higher_version_even_within_the_same_second(tmp_path)
   first, _ = executor.push_atomically(_model(tmp_path / "a", b"A"), base)
   second, copied = executor.push_atomically(_model(tmp_path / "b", b"B"), base)
   assert copied and int(os.path.basename(second)) > int(os.path.basename(first))
-  assert executor.latest_version(base) == os.path.basename(second)
+  assert contracts.latest_version(base) == os.path.basename(second)
 
 
 def test_a_killed_push_leaves_nothing_a_server_would_load(tmp_path):
@@ -40,6 +41,6 @@ def test_a_killed_push_leaves_nothing_a_server_would_load(tmp_path):
   half_written = base / (executor.STAGING_PREFIX + "123")
   half_written.mkdir(parents=True)
   (half_written / "variables").mkdir()
-  assert executor.latest_version(str(base)) is None   # not an integer folder: never loaded
+  assert contracts.latest_version(str(base)) is None   # not an integer folder: never loaded
   destination, _ = executor.push_atomically(_model(tmp_path / "a", b"A"), str(base))
   assert os.listdir(base) == [os.path.basename(destination)]   # the leftover is cleaned

@@ -8,6 +8,7 @@ import pytest
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
+from nfrec.data import sample
 from pipeline import config as config_lib
 from pipeline import pipeline as pipeline_lib
 
@@ -84,7 +85,7 @@ def test_module_code_is_referenced_by_import_path_and_paths_come_from_the_config
 
 
 def test_local_and_kubeflow_runners_build_the_same_components():
-  local = config_lib.PipelineConfig()
+  local = config_lib.PipelineConfig(data_dir=sample.embedded_sample_dir())
   cluster = config_lib.PipelineConfig(data_dir="gs://b/data", output_dir="gs://b/out",
                                       beam_runner="dataflow", beam_extra_args=tuple(BEAM_ARGS))
   def shape(config):

@@ -3,14 +3,14 @@ import pytest
 import tensorflow as tf
 
 from modules.trainer import model as model_lib
-from modules.transform import preprocessing as features
+from nfrec import contracts
 from pipeline import config as config_lib
 
 NUM_USERS, NUM_MOVIES = 40, 30
 
 
 def _hparams(preset="default", **overrides):
-  return {**config_lib.PRESETS[preset], **overrides}
+  return config_lib.PRESETS[preset].replace(**overrides)
 
 
 def _batches(num_examples=512, batch_size=128, seed=0):
@@ -20,8 +20,8 @@ def _batches(num_examples=512, batch_size=128, seed=0):
   # A learnable signal: the rating depends on the parity of user and movie.
   ratings = np.where((users + movies) % 2 == 0, 5.0, 1.0).astype(np.float32)
   return tf.data.Dataset.from_tensor_slices({
-      features.USER_INDEX: users, features.MOVIE_INDEX: movies,
-      features.RATING: ratings}).batch(batch_size)
+      contracts.USER_INDEX: users, contracts.MOVIE_INDEX: movies,
+      contracts.RATING_LABEL: ratings}).batch(batch_size)
 
 
 @pytest.mark.parametrize("preset", sorted(config_lib.PRESETS))
@@ -44,8 +44,8 @@ def test_training_lowers_the_rating_error():
 
 
 def _built(model):
-  model({features.USER_INDEX: tf.constant([0], tf.int64),
-         features.MOVIE_INDEX: tf.constant([0], tf.int64)})
+  model({contracts.USER_INDEX: tf.constant([0], tf.int64),
+         contracts.MOVIE_INDEX: tf.constant([0], tf.int64)})
   return model
 
 
@@ -71,7 +71,7 @@ def test_retrieval_ranks_count_better_scored_candidates():
 
 
 def test_evaluate_counts_hits_over_all_candidates_and_unseen_movies_as_misses():
-  from modules.trainer import run as trainer_module
+  from modules.trainer import train as trainer_lib
   model = _built(model_lib.build_model(3, 4, _hparams(embedding_dim=2, retrieval_bias=False,
                                                       use_bias=False)))
   model.user_embedding.embeddings.assign([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0], [0.0, 0.0]])
@@ -80,10 +80,10 @@ def test_evaluate_counts_hits_over_all_candidates_and_unseen_movies_as_misses():
   # Ranks: (user 0, movie 0) -> 0, (user 0, movie 3) -> 3, (user 1, movie 2) -> 1,
   # (user 1, movie 4 = out of vocabulary) -> a miss whatever its score.
   dataset = tf.data.Dataset.from_tensor_slices({
-      features.USER_INDEX: tf.constant([0, 0, 1, 1], tf.int64),
-      features.MOVIE_INDEX: tf.constant([0, 3, 2, 4], tf.int64),
-      features.RATING: tf.constant([5.0, 1.0, 4.0, 3.0])}).batch(3)
-  metrics = trainer_module.evaluate(model, dataset, num_movies=4, ks=(1, 2, 4))
+      contracts.USER_INDEX: tf.constant([0, 0, 1, 1], tf.int64),
+      contracts.MOVIE_INDEX: tf.constant([0, 3, 2, 4], tf.int64),
+      contracts.RATING_LABEL: tf.constant([5.0, 1.0, 4.0, 3.0])}).batch(3)
+  metrics = trainer_lib.evaluate(model, dataset, num_movies=4, ks=(1, 2, 4))
   assert metrics["eval_examples"] == 4
   assert metrics["top_1_accuracy"] == 0.25       # only (0, 0)
   assert metrics["top_2_accuracy"] == 0.5        # and (1, 2)
@@ -96,8 +96,8 @@ def test_evaluate_counts_hits_over_all_candidates_and_unseen_movies_as_misses():
 
 
 def test_l2_per_epoch_is_spread_over_the_steps_of_an_epoch():
-  assert model_lib.embedding_l2({"l2": 1e-4}, steps_per_epoch=400) == 1e-4
-  assert model_lib.embedding_l2({"l2_per_epoch": 0.012}, steps_per_epoch=40) == pytest.approx(3e-4)
-  assert model_lib.embedding_l2({"l2_per_epoch": 0.012}, steps_per_epoch=400) == pytest.approx(3e-5)
-  model = model_lib.build_model(3, 4, dict(config_lib.PRESETS["default"]), steps_per_epoch=40)
+  assert model_lib.embedding_l2(_hparams(l2=1e-4, l2_per_epoch=0.0), steps_per_epoch=400) == 1e-4
+  assert model_lib.embedding_l2(_hparams(l2_per_epoch=0.012), steps_per_epoch=40) == pytest.approx(3e-4)
+  assert model_lib.embedding_l2(_hparams(l2_per_epoch=0.012), steps_per_epoch=400) == pytest.approx(3e-5)
+  model = model_lib.build_model(3, 4, config_lib.PRESETS["default"], steps_per_epoch=40)
   assert model.user_embedding.embeddings_regularizer.l2 == pytest.approx(3e-4)

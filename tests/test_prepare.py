@@ -6,6 +6,7 @@ import os
 
 import pytest
 
+from nfrec import contracts
 from nfrec.data import prepare
 
 SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
@@ -24,7 +25,7 @@ def _read_csv(path):
 
 def _rejects(output):
   return [dict(zip(["file", "line", "reason", "content"], row))
-          for row in _read_csv(os.path.join(output, prepare.REJECTS_FILE))[1:]]
+          for row in _read_csv(os.path.join(output, contracts.REJECTS_FILE))[1:]]
 
 
 KAGGLE_MOVIES = "Movie_ID,Year,Name\n1,2003,Dinosaur Planet\n2,1940,Pride and Prejudice\n" \
@@ -75,7 +76,7 @@ def test_too_many_rejects_fail_and_leave_no_data_folder(tmp_path):
   output = tmp_path / "out"
   with pytest.raises(prepare.PrepareError, match=r"1 of 2 rating rows rejected \(50.00% > 1.00%\)"):
     prepare.prepare(prepare.netflix_kaggle(ratings, movies), str(output))
-  assert sorted(os.listdir(output)) == [prepare.REJECTS_FILE]   # inspectable, not runnable
+  assert sorted(os.listdir(output)) == [contracts.REJECTS_FILE]   # inspectable, not runnable
   assert _rejects(str(output))[0]["line"] == "3"
 
 
@@ -143,7 +144,7 @@ def test_movielens_variants_are_detected_and_years_split_from_titles(tmp_path):
   latest_ratings = _read_csv(str(tmp_path / "out-latest" / "ratings" / "ratings.csv"))
   assert [row[1] for row in latest_ratings[1:]] == ["4.5", "0.5"]   # half stars kept
   assert _rejects(str(tmp_path / "out-latest"))[0]["reason"].startswith("rating outside the scale")
-  with open(tmp_path / "out-latest" / prepare.DATASET_FILE) as f:
+  with open(tmp_path / "out-latest" / contracts.DATASET_FILE) as f:
     assert json.load(f)["rating_min"] == 0.5
 
 

@@ -4,15 +4,14 @@ import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
-from modules.transform import preprocessing as features
+from modules.transform import preprocessing, vocabulary
+from nfrec import contracts
 
-RAW_SPEC = {features.RAW_USER_ID: tf.io.FixedLenFeature([], tf.int64),
-            features.RAW_MOVIE_ID: tf.io.FixedLenFeature([], tf.int64),
-            features.RAW_RATING: tf.io.FixedLenFeature([], tf.int64)}
+RAW_SPEC = {name: tf.io.FixedLenFeature([], tf.int64) for name in contracts.RATINGS_COLUMNS}
 
 
 def _row(user, movie, rating):
-  return {features.RAW_USER_ID: user, features.RAW_MOVIE_ID: movie, features.RAW_RATING: rating}
+  return {contracts.USER_ID: user, contracts.MOVIE_ID: movie, contracts.RATING: rating}
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +24,7 @@ def transformed(tmp_path_factory):
   output_dir = str(tmp_path_factory.mktemp("transform_fn"))
   with tft_beam.Context(temp_dir=str(tmp_path_factory.mktemp("tft_tmp")), force_tf_compat_v1=False):
     (train_out, _), transform_fn = (
-        (train, metadata) | tft_beam.AnalyzeAndTransformDataset(features.preprocessing_fn))
+        (train, metadata) | tft_beam.AnalyzeAndTransformDataset(preprocessing.preprocessing_fn))
     unseen_out, _ = ((unseen, metadata), transform_fn) | tft_beam.TransformDataset()
     _ = transform_fn | tft_beam.WriteTransformFn(output_dir)
   return train_out, unseen_out, tft.TFTransformOutput(output_dir)
@@ -33,31 +32,31 @@ def transformed(tmp_path_factory):
 
 def test_vocabularies_are_string_ids_most_frequent_first(transformed):
   _, _, output = transformed
-  assert output.vocabulary_by_name(features.USER_VOCABULARY)[0] == b"7"
-  assert output.vocabulary_by_name(features.MOVIE_VOCABULARY)[0] == b"100"
-  assert output.vocabulary_size_by_name(features.USER_VOCABULARY) == 3
-  assert output.vocabulary_size_by_name(features.MOVIE_VOCABULARY) == 3
+  assert output.vocabulary_by_name(contracts.USER_VOCABULARY)[0] == b"7"
+  assert output.vocabulary_by_name(contracts.MOVIE_VOCABULARY)[0] == b"100"
+  assert output.vocabulary_size_by_name(contracts.USER_VOCABULARY) == 3
+  assert output.vocabulary_size_by_name(contracts.MOVIE_VOCABULARY) == 3
 
 
 def test_ids_become_their_vocabulary_index_and_rating_a_float(transformed):
   train_out, _, output = transformed
-  users = [token.decode() for token in output.vocabulary_by_name(features.USER_VOCABULARY)]
-  movies = [token.decode() for token in output.vocabulary_by_name(features.MOVIE_VOCABULARY)]
+  users = [token.decode() for token in output.vocabulary_by_name(contracts.USER_VOCABULARY)]
+  movies = [token.decode() for token in output.vocabulary_by_name(contracts.MOVIE_VOCABULARY)]
   first = train_out[0]  # user 7, movie 100, rating 5
-  assert users[first[features.USER_INDEX]] == "7"
-  assert movies[first[features.MOVIE_INDEX]] == "100"
-  assert first[features.RATING] == pytest.approx(5.0)
+  assert users[first[contracts.USER_INDEX]] == "7"
+  assert movies[first[contracts.MOVIE_INDEX]] == "100"
+  assert first[contracts.RATING_LABEL] == pytest.approx(5.0)
   spec = output.transformed_feature_spec()
-  assert spec[features.RATING].dtype == tf.float32
-  assert spec[features.USER_INDEX].dtype == spec[features.MOVIE_INDEX].dtype == tf.int64
+  assert spec[contracts.RATING_LABEL].dtype == tf.float32
+  assert spec[contracts.USER_INDEX].dtype == spec[contracts.MOVIE_INDEX].dtype == tf.int64
 
 
 def test_unknown_ids_map_to_the_oov_index_at_the_end(transformed):
   _, unseen_out, _ = transformed
-  assert unseen_out[0][features.USER_INDEX] == 3   # user 12345 unseen: index = vocab size
-  assert unseen_out[1][features.MOVIE_INDEX] == 3  # movie 999 unseen
+  assert unseen_out[0][contracts.USER_INDEX] == 3   # user 12345 unseen: index = vocab size
+  assert unseen_out[1][contracts.MOVIE_INDEX] == 3  # movie 999 unseen
 
 
 def test_id_to_string_keeps_strings_and_formats_integers():
-  assert features.id_to_string(tf.constant([169999], tf.int64)).numpy().tolist() == [b"169999"]
-  assert features.id_to_string(tf.constant(["a"])).numpy().tolist() == [b"a"]
+  assert vocabulary.id_to_string(tf.constant([169999], tf.int64)).numpy().tolist() == [b"169999"]
+  assert vocabulary.id_to_string(tf.constant(["a"])).numpy().tolist() == [b"a"]

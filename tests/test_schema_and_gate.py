@@ -8,7 +8,9 @@ from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
 
 from components.data_gate import gate
+from nfrec import contracts
 from pipeline import schema
+from pipeline.config import PipelineConfig
 
 
 def test_the_schema_in_the_repo_is_what_the_code_states():
@@ -57,10 +59,14 @@ def test_gate_names_every_anomaly_and_passes_clean_data():
     gate.check({"train": ["Genre: New column"], "eval": ["Rating: Out-of-range values"]})
 
 
-def test_schema_for_prefers_the_data_folders_own(tmp_path):
-  assert schema.schema_for(str(tmp_path)) == schema.DEFAULT_SCHEMA_FILE
-  schema.write(schema.ratings_schema(), str(tmp_path / schema.DATA_SCHEMA_FILE))
-  assert schema.schema_for(str(tmp_path)) == str(tmp_path / schema.DATA_SCHEMA_FILE)
+def test_schema_for_prefers_the_configs_then_the_data_folders_own(tmp_path):
+  config = PipelineConfig(data_dir=str(tmp_path))
+  assert schema.schema_for(config) == schema.DEFAULT_SCHEMA_FILE
+  assert os.path.isfile(schema.DEFAULT_SCHEMA_FILE)   # package data, found in any install
+  schema.write(schema.ratings_schema(), str(tmp_path / contracts.DATA_SCHEMA_FILE))
+  assert schema.schema_for(config) == str(tmp_path / contracts.DATA_SCHEMA_FILE)
+  chosen = str(tmp_path / "chosen.pbtxt")
+  assert schema.schema_for(PipelineConfig(data_dir=str(tmp_path), schema_file=chosen)) == chosen
 
 
 def test_content_addressed_copy_changes_path_with_content(tmp_path):

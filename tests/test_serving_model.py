@@ -13,8 +13,7 @@ from benchmarks import synthetic_model
 from nfrec import contracts
 from modules.serving import serving_model
 from modules.trainer import model as model_lib
-from modules.trainer import run as trainer_module
-from modules.transform import preprocessing as features
+from modules.trainer import export
 from pipeline import config as config_lib
 
 USERS = ["10", "20", "30"]            # vocabulary order (most active first)
@@ -26,10 +25,10 @@ def core(tmp_path_factory):
   directory = tmp_path_factory.mktemp("core")
   model = model_lib.build_model(len(USERS), len(MOVIES), config_lib.PRESETS["default"],
                                 movie_counts=np.ones(len(MOVIES)), global_mean=3.5)
-  model({features.USER_INDEX: tf.constant([0], tf.int64),
-         features.MOVIE_INDEX: tf.constant([0], tf.int64)})
+  model({contracts.USER_INDEX: tf.constant([0], tf.int64),
+         contracts.MOVIE_INDEX: tf.constant([0], tf.int64)})
   export_dir = str(directory / "core_model")
-  trainer_module.export_core_model(
+  export.export_core_model(
       model, synthetic_model.VocabularyFiles(str(directory), USERS, MOVIES), export_dir)
   return tf.saved_model.load(export_dir)
 

@@ -27,6 +27,8 @@ from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 
+from nfrec import contracts
+
 STAGING_PREFIX = ".incoming-"
 
 
@@ -39,19 +41,12 @@ def model_fingerprint(saved_model_dir: str) -> bytes | None:
     return f.read()
 
 
-def latest_version(base_directory: str) -> str | None:
-  if not os.path.isdir(base_directory):
-    return None
-  versions = [name for name in os.listdir(base_directory) if name.isdigit()]
-  return max(versions, key=int) if versions else None
-
-
 def push_atomically(model_path: str, base_directory: str) -> tuple[str, bool]:
   """Copies `model_path` to a new version folder; returns (version folder, copied).
 
   If the newest version already holds this exact model, returns it unchanged.
   """
-  newest = latest_version(base_directory)
+  newest = contracts.latest_version(base_directory)
   fingerprint = model_fingerprint(model_path)
   if newest and fingerprint and fingerprint == model_fingerprint(
       os.path.join(base_directory, newest)):

@@ -13,7 +13,6 @@ exclusions), beside the baselines, and blesses the model only if:
 Its `blessing` is the one the Pusher and the latest-blessed-model resolver read.
 """
 
-
 from tfx import v1 as tfx
 from tfx.types import standard_artifacts
 
@@ -24,19 +23,21 @@ from components.retrieval_evaluator import evaluation
 def RetrievalEvaluator(
     serving_model: tfx.dsl.components.InputArtifact[standard_artifacts.Model],
     transformed_examples: tfx.dsl.components.InputArtifact[standard_artifacts.Examples],
+    transform_graph: tfx.dsl.components.InputArtifact[standard_artifacts.TransformGraph],
     rating_blessing: tfx.dsl.components.InputArtifact[standard_artifacts.ModelBlessing],
     evaluation_output: tfx.dsl.components.OutputArtifact[standard_artifacts.ModelEvaluation],
     blessing: tfx.dsl.components.OutputArtifact[standard_artifacts.ModelBlessing],
-    gate_metric: tfx.dsl.components.Parameter[str] = "recall_at_100",
-    min_ratio_to_popular: tfx.dsl.components.Parameter[float] = 1.0,
-    change_tolerance: tfx.dsl.components.Parameter[float] = 0.01,
-    code_version: tfx.dsl.components.Parameter[str] = "",
+    gate_metric: tfx.dsl.components.Parameter[str],
+    min_ratio_to_popular: tfx.dsl.components.Parameter[float],
+    change_tolerance: tfx.dsl.components.Parameter[float],
+    code_version: tfx.dsl.components.Parameter[str],
     # Optional: absent until a model has been blessed once.
     baseline_model: tfx.dsl.components.InputArtifact[standard_artifacts.Model] = None,
 ) -> None:
-  del code_version  # Only there for the cache key (see pipeline/config.py).
+  del code_version  # Only there for the cache key (pipeline/fingerprint.py).
   report = evaluation.evaluate_artifacts(
       serving_model_uri=serving_model.uri, transformed_examples=transformed_examples,
+      transform_graph_uri=transform_graph.uri,
       baseline_model_uri=baseline_model.uri if baseline_model else None,
       output_uri=evaluation_output.uri)
   blessed, reasons = evaluation.gate(

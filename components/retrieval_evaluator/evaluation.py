@@ -7,14 +7,13 @@ import os
 
 import numpy as np
 import tensorflow as tf
+import tensorflow_transform as tft
 from tfx.utils import path_utils
 
 from components.retrieval_evaluator import metrics as metrics_lib
-from components.serving_model_builder import builder
-from modules.transform import preprocessing as features
+from modules.transform import examples, vocabulary
+from nfrec import contracts
 
-EVALUATION_FILE = "retrieval_evaluation.json"
-GATE_FILE = "gate.json"
 PREDICT_BATCH = 65_536
 
 
@@ -29,23 +28,17 @@ def load_serving_model(model_uri: str):
 def vocabulary_ids(model, model_dir: str) -> tuple[np.ndarray, np.ndarray]:
   """(user ids, movie ids) by vocabulary index, from the serving model itself: the user
   vocabulary is Transform's file among its assets, the movie ids are a variable."""
-  with tf.io.gfile.GFile(os.path.join(model_dir, "assets", features.USER_VOCABULARY), "rb") as f:
-    user_ids = np.array([line.rstrip(b"\n") for line in f], dtype=object)
+  user_ids = vocabulary.read_vocabulary(contracts.asset_path(model_dir, contracts.USER_VOCABULARY))
   return user_ids, model.movie_ids.numpy()
-
-
-def _ids(vocabulary: np.ndarray, index: np.ndarray) -> np.ndarray:
-  """Raw ids of vocabulary indices; the out-of-vocabulary index gets b"" (unknown anywhere)."""
-  padded = np.append(vocabulary, b"").astype(object)
-  return padded[np.minimum(index, len(vocabulary))]
 
 
 def predict_ratings(model, user_ids: np.ndarray, movie_ids: np.ndarray) -> np.ndarray:
   """Through the `predict_rating` signature: what TF Serving (and TFMA) computes."""
-  predict = model.signatures["predict_rating"]
-  out = [predict(user_id=tf.constant(user_ids[i:i + PREDICT_BATCH].tolist(), tf.string),
-                 movie_id=tf.constant(movie_ids[i:i + PREDICT_BATCH].tolist(), tf.string)
-                 )["rating"].numpy() for i in range(0, len(user_ids), PREDICT_BATCH)]
+  predict = model.signatures[contracts.SIGNATURE_PREDICT_RATING]
+  out = [predict(**{
+      contracts.INPUT_USER_ID: tf.constant(user_ids[i:i + PREDICT_BATCH].tolist(), tf.string),
+      contracts.INPUT_MOVIE_ID: tf.constant(movie_ids[i:i + PREDICT_BATCH].tolist(), tf.string),
+  })[contracts.OUTPUT_RATING].numpy() for i in range(0, len(user_ids), PREDICT_BATCH)]
   return np.concatenate(out) if out else np.zeros(0, np.float32)
 
 
@@ -59,15 +52,16 @@ def evaluate(model, model_dir: str, train: tuple, eval_: tuple, baseline_model=N
   num_users, num_movies = ranker.num_users, ranker.num_movies
   user_ids, movie_ids = vocabulary_ids(model, model_dir)
   eval_user, eval_movie, eval_rating = eval_
-  raw_users, raw_movies = _ids(user_ids, eval_user), _ids(movie_ids, eval_movie)
+  raw_users = vocabulary.ids_of(user_ids, eval_user)
+  raw_movies = vocabulary.ids_of(movie_ids, eval_movie)
 
   predictions = predict_ratings(model, raw_users, raw_movies)
   user_train_counts = np.bincount(train[0], minlength=num_users + 1)
   report = {
       "model": dict(
           metrics_lib.retrieval_metrics(ranker, eval_user, eval_movie, eval_rating),
-          rmse=float(np.sqrt(np.mean((predictions - eval_rating) ** 2))),
-          mae=float(np.mean(np.abs(predictions - eval_rating))),
+          **{contracts.RMSE: float(np.sqrt(np.mean((predictions - eval_rating) ** 2))),
+             contracts.MAE: float(np.mean(np.abs(predictions - eval_rating)))},
           rmse_by_activity=metrics_lib.rmse_by_activity(
               predictions, eval_rating, user_train_counts[np.minimum(eval_user, num_users)])),
       "most_popular": metrics_lib.retrieval_metrics(
@@ -90,16 +84,17 @@ def evaluate(model, model_dir: str, train: tuple, eval_: tuple, baseline_model=N
   return report
 
 
-def evaluate_artifacts(serving_model_uri: str, transformed_examples, output_uri: str,
-                       baseline_model_uri: str | None = None) -> dict:
+def evaluate_artifacts(serving_model_uri: str, transformed_examples, transform_graph_uri: str,
+                       output_uri: str, baseline_model_uri: str | None = None) -> dict:
   model_dir = path_utils.serving_model_path(serving_model_uri)
   model = load_serving_model(serving_model_uri)
   baseline = load_serving_model(baseline_model_uri) if baseline_model_uri else None
-  train = builder.read_interactions(builder.example_files(transformed_examples, "train"))
-  eval_ = builder.read_interactions(builder.example_files(transformed_examples, "eval"))
+  spec = tft.TFTransformOutput(transform_graph_uri).transformed_feature_spec()
+  train = examples.read_interactions(transformed_examples, "train", spec)
+  eval_ = examples.read_interactions(transformed_examples, "eval", spec)
   report = evaluate(model, model_dir, train, eval_, baseline)
   tf.io.gfile.makedirs(output_uri)
-  with tf.io.gfile.GFile(os.path.join(output_uri, EVALUATION_FILE), "w") as f:
+  with tf.io.gfile.GFile(os.path.join(output_uri, contracts.RETRIEVAL_EVALUATION_FILE), "w") as f:
     json.dump(report, f, indent=1)
   return report
 
@@ -127,5 +122,5 @@ def write_blessing(uri: str, blessed: bool, reasons: list[str]) -> None:
   tf.io.gfile.makedirs(uri)
   with tf.io.gfile.GFile(os.path.join(uri, "BLESSED" if blessed else "NOT_BLESSED"), "w") as f:
     f.write("")
-  with tf.io.gfile.GFile(os.path.join(uri, GATE_FILE), "w") as f:
+  with tf.io.gfile.GFile(os.path.join(uri, contracts.GATE_FILE), "w") as f:
     json.dump({"blessed": blessed, "reasons": reasons}, f, indent=1)

@@ -20,7 +20,8 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
-KS = (10, 100)
+from nfrec import contracts
+
 CURVE_KS = (1, 2, 5, 10, 20, 50, 100)
 RELEVANT_RATING = 4.0
 USERS_PER_CHUNK = 512
@@ -56,7 +57,7 @@ def popularity_ranker(movie_counts: np.ndarray, like: Ranker) -> Ranker:
 
 
 def retrieval_metrics(ranker: Ranker, user_index: np.ndarray, movie_index: np.ndarray,
-                      rating: np.ndarray, ks=KS, curve_ks=CURVE_KS) -> dict:
+                      rating: np.ndarray, ks=contracts.RETRIEVAL_KS, curve_ks=CURVE_KS) -> dict:
   """Metrics of `ranker` on eval pairs given in its own index space.
 
   Users it does not know (index >= num_users) are left out and counted; a movie
@@ -106,9 +107,11 @@ def retrieval_metrics(ranker: Ranker, user_index: np.ndarray, movie_index: np.nd
         ideal = discounts[:min(len(relevant), k)].sum()
         ndcg[k].append((is_hit[:k] * discounts[:k]).sum() / ideal)
   pairs_count = len(user_index)
-  metrics = {f"top_{k}_accuracy": hits[k] / pairs_count if pairs_count else 0.0 for k in ks}
-  metrics.update({f"recall_at_{k}": float(np.mean(recall[k])) if recall[k] else 0.0 for k in ks})
-  metrics.update({f"ndcg_at_{k}": float(np.mean(ndcg[k])) if ndcg[k] else 0.0 for k in ks})
+  metrics = {contracts.top_k_accuracy(k): hits[k] / pairs_count if pairs_count else 0.0
+             for k in ks}
+  metrics.update({contracts.recall_at(k): float(np.mean(recall[k])) if recall[k] else 0.0
+                  for k in ks})
+  metrics.update({contracts.ndcg_at(k): float(np.mean(ndcg[k])) if ndcg[k] else 0.0 for k in ks})
   metrics["recall_curve"] = {str(k): float(np.mean(recall[k])) if recall[k] else 0.0
                              for k in all_ks}
   metrics.update(eval_pairs=int(pairs_count), unknown_user_pairs=int((~known).sum()),
@@ -139,8 +142,8 @@ def rating_baselines(train: tuple, eval_: tuple, num_users: int, num_movies: int
   eval_movie = np.minimum(eval_movie, num_movies)
   predictions = {"global_mean": np.full(len(eval_rating), mean),
                  "user_movie_bias": mean + user_bias[eval_user] + movie_bias[eval_movie]}
-  return {name: {"rmse": float(np.sqrt(np.mean((p - eval_rating) ** 2))),
-                 "mae": float(np.mean(np.abs(p - eval_rating)))}
+  return {name: {contracts.RMSE: float(np.sqrt(np.mean((p - eval_rating) ** 2))),
+                 contracts.MAE: float(np.mean(np.abs(p - eval_rating)))}
           for name, p in predictions.items()}
 
 
@@ -154,5 +157,6 @@ def rmse_by_activity(predictions: np.ndarray, labels: np.ndarray, user_train_cou
     if mask.any():
       errors = predictions[mask] - labels[mask]
       buckets.append({"training_ratings": f"{low}-{int(high) - 1}" if high != np.inf else f"{low}+",
-                      "eval_pairs": int(mask.sum()), "rmse": float(np.sqrt(np.mean(errors ** 2)))})
+                      "eval_pairs": int(mask.sum()),
+                      contracts.RMSE: float(np.sqrt(np.mean(errors ** 2)))})
   return buckets

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import glob
 import logging
-import os
 
 import numpy as np
 import tensorflow as tf
@@ -13,37 +11,8 @@ from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
 from modules.serving import serving_model
-from modules.transform import preprocessing as features
-
-# Columns of the movie catalog CSV (Kaggle Netflix layout).
-CATALOG_MOVIE_ID = "Movie_ID"
-CATALOG_YEAR = "Year"
-CATALOG_TITLE = "Name"
-
-
-def example_files(examples_artifact, split: str | None = None) -> list[str]:
-  splits = ([split] if split else
-            artifact_utils.decode_split_names(examples_artifact.split_names))
-  files = []
-  for name in splits:
-    files += sorted(glob.glob(os.path.join(
-        artifact_utils.get_split_uri([examples_artifact], name), "*")))
-  return files
-
-
-def read_interactions(files: list[str]):
-  """(user_index, movie_index, rating) numpy arrays of transformed examples."""
-  spec = {name: tf.io.FixedLenFeature([], dtype) for name, dtype in (
-      (features.USER_INDEX, tf.int64), (features.MOVIE_INDEX, tf.int64),
-      (features.RATING, tf.float32))}
-  dataset = (tf.data.TFRecordDataset(files, compression_type="GZIP")
-             .batch(65_536).map(lambda batch: tf.io.parse_example(batch, spec)))
-  columns = {name: [] for name in spec}
-  for batch in dataset.as_numpy_iterator():
-    for name in spec:
-      columns[name].append(batch[name])
-  return tuple(np.concatenate(columns[name]) if columns[name] else np.zeros(0)
-               for name in spec)
+from modules.transform import examples
+from nfrec import contracts
 
 
 def _first_value(feature) -> object:
@@ -55,15 +24,16 @@ def _first_value(feature) -> object:
   return value.decode("utf-8") if isinstance(value, bytes) else value
 
 
-def read_catalog(files: list[str]) -> dict[str, tuple[str, int]]:
-  """Movie_ID (as string) -> (title, year) from the catalog examples."""
+def read_catalog(movies_examples) -> dict[str, tuple[str, int]]:
+  """Movie_ID (as string) -> (title, year) from the catalog examples (every split)."""
+  files = [path for split in artifact_utils.decode_split_names(movies_examples.split_names)
+           for path in sorted(tf.io.gfile.glob(examples.split_pattern(movies_examples, split)))]
   catalog = {}
   for record in tf.data.TFRecordDataset(files, compression_type="GZIP").as_numpy_iterator():
-    example = tf.train.Example.FromString(record)
-    feature = example.features.feature
-    movie_id = _first_value(feature[CATALOG_MOVIE_ID])
-    year = _first_value(feature[CATALOG_YEAR])
-    catalog[str(movie_id)] = (_first_value(feature[CATALOG_TITLE]) or "",
+    feature = tf.train.Example.FromString(record).features.feature
+    movie_id = _first_value(feature[contracts.MOVIE_ID])
+    year = _first_value(feature[contracts.YEAR])
+    catalog[str(movie_id)] = (_first_value(feature[contracts.TITLE]) or "",
                               int(year) if year is not None else 0)
   return catalog
 
@@ -93,16 +63,17 @@ def build_index(core, movie_vocabulary: list[str], num_users: int,
 
 def build_from_artifacts(model_uri: str, transform_graph_uri: str, transformed_examples, movies,
                          output_uri: str, top_k: int, rating_min: float, rating_max: float,
-                         index_type: str = "brute_force", scann_candidates: int = 200) -> dict:
+                         index_type: str, scann_candidates: int) -> dict:
   tf_transform_output = tft.TFTransformOutput(transform_graph_uri)
   core = tf.saved_model.load(path_utils.serving_model_path(model_uri))
   movie_vocabulary = [token.decode("utf-8") if isinstance(token, bytes) else token
                       for token in tf_transform_output.vocabulary_by_name(
-                          features.MOVIE_VOCABULARY)]
-  num_users = tf_transform_output.vocabulary_size_by_name(features.USER_VOCABULARY)
-  interactions = read_interactions(example_files(transformed_examples, "train"))
-  index, report = build_index(core, movie_vocabulary, num_users,
-                              read_catalog(example_files(movies)), interactions)
+                          contracts.MOVIE_VOCABULARY)]
+  num_users = tf_transform_output.vocabulary_size_by_name(contracts.USER_VOCABULARY)
+  interactions = examples.read_interactions(transformed_examples, "train",
+                                            tf_transform_output.transformed_feature_spec())
+  index, report = build_index(core, movie_vocabulary, num_users, read_catalog(movies),
+                              interactions)
   model = serving_model.ServingModel(core, index, top_k, rating_min, rating_max,
                                      index_type=index_type, scann_candidates=scann_candidates)
   serving_model.save(model, path_utils.serving_model_path(output_uri))

@@ -8,8 +8,6 @@ popularity, mean ratings) and the catalog examples; the output is a `Model`
 artifact the Evaluator checks and the Pusher pushes.
 """
 
-
-
 from tfx import v1 as tfx
 from tfx.types import standard_artifacts
 
@@ -26,16 +24,16 @@ def ServingModelBuilder(
     top_k: tfx.dsl.components.Parameter[int],
     rating_min: tfx.dsl.components.Parameter[float],
     rating_max: tfx.dsl.components.Parameter[float],
-    index_type: tfx.dsl.components.Parameter[str] = "brute_force",
-    scann_candidates: tfx.dsl.components.Parameter[int] = 200,
-    code_version: tfx.dsl.components.Parameter[str] = "",
+    index_type: tfx.dsl.components.Parameter[str],
+    scann_candidates: tfx.dsl.components.Parameter[int],
+    code_version: tfx.dsl.components.Parameter[str],
 ) -> None:
   """Writes the serving SavedModel to `<serving_model.uri>/Format-Serving`.
 
   `code_version` is a fingerprint of this component's and the serving
   module's source: it is part of the cache key, so editing them re-runs this step.
   """
-  del code_version  # Only there for the cache key.
+  del code_version  # Only there for the cache key (pipeline/fingerprint.py).
   report = builder.build_from_artifacts(
       model_uri=model.uri, transform_graph_uri=transform_graph.uri,
       transformed_examples=transformed_examples, movies=movies,

@@ -30,9 +30,8 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
-SIGNATURE_RECOMMEND = "recommend"
-SIGNATURE_PREDICT_RATING = "predict_rating"
-SIGNATURE_EXAMPLES = "serving_examples"
+from modules.transform import vocabulary
+from nfrec import contracts
 
 
 @dataclasses.dataclass
@@ -147,8 +146,8 @@ class ServingModel(tf.Module):
     self.core = core
     num_movies = len(index.movie_ids)
     self.top_k = min(top_k, num_movies)
-    if index_type not in ("brute_force", "scann"):
-      raise ValueError(f"index_type must be 'brute_force' or 'scann', got {index_type!r}")
+    if index_type not in contracts.INDEX_TYPES:
+      raise ValueError(f"index_type must be one of {contracts.INDEX_TYPES}, got {index_type!r}")
     self.scann_candidates = min(max(scann_candidates, self.top_k), num_movies)
     self.scann = (scann_searcher_module(index.candidate_vectors, self.scann_candidates)
                   if index_type == "scann" else None)
@@ -169,10 +168,10 @@ class ServingModel(tf.Module):
 
   def _known(self, index, vocabulary_size):
     """(is known, index safe to gather with): OOV rows point at row 0, and are masked."""
-    known = index < vocabulary_size
+    known = vocabulary.is_known(index, vocabulary_size)
     return known, tf.where(known, index, tf.zeros_like(index))
 
-  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id")])
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=contracts.INPUT_USER_ID)])
   def recommend(self, user_id):
     user_index = self.core.user_index(user_id)
     known, safe_index = self._known(user_index, tf.shape(self.user_mean_rating, tf.int64)[0])
@@ -191,11 +190,12 @@ class ServingModel(tf.Module):
     # A user who rated all but fewer than K movies: the excess slots are padding.
     filled = scores > -np.inf
     return {
-        "movie_ids": tf.where(filled, tf.gather(self.movie_ids, indices), ""),
-        "titles": tf.where(filled, tf.gather(self.titles, indices), ""),
-        "years": tf.where(filled, tf.gather(self.years, indices), tf.zeros_like(indices)),
-        "scores": scores,
-        "popular_fallback": tf.logical_not(known),
+        contracts.OUTPUT_MOVIE_IDS: tf.where(filled, tf.gather(self.movie_ids, indices), ""),
+        contracts.OUTPUT_TITLES: tf.where(filled, tf.gather(self.titles, indices), ""),
+        contracts.OUTPUT_YEARS: tf.where(filled, tf.gather(self.years, indices),
+                                         tf.zeros_like(indices)),
+        contracts.OUTPUT_SCORES: scores,
+        contracts.OUTPUT_POPULAR_FALLBACK: tf.logical_not(known),
     }
 
   def _exact_top_k(self, queries, rated):
@@ -222,8 +222,8 @@ class ServingModel(tf.Module):
     top = tf.math.top_k(scores, k=self.top_k)
     return tf.gather(candidates, top.indices, batch_dims=1), top.values
 
-  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id"),
-                                tf.TensorSpec([None], tf.string, name="movie_id")])
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=contracts.INPUT_USER_ID),
+                                tf.TensorSpec([None], tf.string, name=contracts.INPUT_MOVIE_ID)])
   def predict_rating(self, user_id, movie_id):
     user_known, user_index = self._known(
         self.core.user_index(user_id), tf.shape(self.user_mean_rating, tf.int64)[0])
@@ -237,13 +237,14 @@ class ServingModel(tf.Module):
                  tf.fill(tf.shape(model_rating), self.global_mean_rating)))
     both_known = tf.logical_and(user_known, movie_known)
     rating = tf.where(both_known, model_rating, fallback_rating)
-    return {"rating": tf.clip_by_value(rating, self.rating_min, self.rating_max),
-            "fallback": tf.logical_not(both_known)}
+    return {contracts.OUTPUT_RATING: tf.clip_by_value(rating, self.rating_min, self.rating_max),
+            contracts.OUTPUT_FALLBACK: tf.logical_not(both_known)}
 
-  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=contracts.INPUT_EXAMPLES)])
   def rate_examples(self, examples):
     user_ids, movie_ids = self.core.ids_from_examples(examples)
-    return {"rating": self.predict_rating(user_ids, movie_ids)["rating"]}
+    return {contracts.OUTPUT_RATING:
+            self.predict_rating(user_ids, movie_ids)[contracts.OUTPUT_RATING]}
 
 
 def save(model: ServingModel, export_dir: str) -> None:
@@ -251,9 +252,9 @@ def save(model: ServingModel, export_dir: str) -> None:
   options = tf.saved_model.SaveOptions(
       namespace_whitelist=["Scann"] if model.scann is not None else None)
   signatures = {
-      "serving_default": model.recommend,
-      SIGNATURE_RECOMMEND: model.recommend,
-      SIGNATURE_PREDICT_RATING: model.predict_rating,
-      SIGNATURE_EXAMPLES: model.rate_examples,
+      contracts.SIGNATURE_DEFAULT: model.recommend,
+      contracts.SIGNATURE_RECOMMEND: model.recommend,
+      contracts.SIGNATURE_PREDICT_RATING: model.predict_rating,
+      contracts.SIGNATURE_EXAMPLES: model.rate_examples,
   }
   tf.saved_model.save(model, export_dir, signatures=signatures, options=options)

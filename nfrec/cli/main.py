@@ -21,8 +21,14 @@ import sys
 # Before TensorFlow is first imported: its C++ log noise is not for users.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from nfrec import contracts
 from nfrec.cli import logs
+from nfrec.data import prepare as prepare_lib
+from nfrec.data import sample as sample_lib
 from pipeline import config as config_lib
+
+DEFAULTS = config_lib.PipelineConfig(data_dir="")  # the defaults every option shows
+DEFAULT_MODEL = config_lib.serving_model_dir(config_lib.DEFAULT_OUTPUT_DIR)
 
 
 def _parse_override(text: str):
@@ -50,23 +56,20 @@ def _print_summary(summary: dict) -> None:
   trainer = summary.get("trainer_metrics", {})
   if trainer:
     print("trainer (eval split): " + ", ".join(
-        f"{name} {trainer[name]:.4f}" for name in ("rmse", "mae", "top_10_accuracy",
-                                                   "top_100_accuracy") if name in trainer))
+        f"{name} {trainer[name]:.4f}" for name in contracts.METRIC_LABELS if name in trainer))
   evaluator = summary.get("evaluator_metrics", {})
   if evaluator:
     print("evaluator (TFMA, eval split): " + ", ".join(
         f"{name} {value:.4f}" for name, value in sorted(evaluator.items())))
   retrieval = summary.get("retrieval_evaluation")
   if retrieval:
-    names = ("top_10_accuracy", "top_100_accuracy", "recall_at_10", "recall_at_100",
-             "ndcg_at_10", "ndcg_at_100")
     for who, label in (("model", "model"), ("most_popular", "most popular"),
                        ("baseline_model", "last blessed")):
       if retrieval.get(who):
         print(f"retrieval, {label:<12} (eval split, filtered recall/NDCG): " + ", ".join(
-            f"{name} {retrieval[who][name]:.4f}" for name in names))
+            f"{name} {retrieval[who][name]:.4f}" for name in contracts.RETRIEVAL_METRICS))
     print("rating baselines (eval split): " + ", ".join(
-        f"{name} RMSE {values['rmse']:.4f}"
+        f"{name} RMSE {values[contracts.RMSE]:.4f}"
         for name, values in retrieval["rating_baselines"].items()))
   for reason in summary.get("gate_reasons", []):
     print(f"not blessed: {reason}")
@@ -75,7 +78,7 @@ def _print_summary(summary: dict) -> None:
 
 
 def cmd_prepare(args) -> int:
-  from nfrec.data import prepare
+  prepare = prepare_lib
   needed = {"netflix-kaggle": ("ratings", "movies"), "netflix-prize": ("combined", "titles"),
             "movielens": ("input",)}[args.format]
   missing = [f"--{name}" for name in needed if not getattr(args, name)]
@@ -93,23 +96,20 @@ def cmd_prepare(args) -> int:
         f"; movies: {report.movies_in:,} in, {report.movies_written:,} written")
   for reason, count in sorted(report.rejects.items()):
     print(f"  rejected, {reason}: {count:,}")
-  print(f"wrote {args.output}/ratings, {args.output}/movies, {args.output}/{prepare.REJECTS_FILE}"
-        f"; next: nfrec run --data {args.output}")
+  print(f"wrote {args.output}/{contracts.RATINGS_FOLDER}, {args.output}/{contracts.MOVIES_FOLDER}, "
+        f"{args.output}/{contracts.REJECTS_FILE}; next: nfrec run --data {args.output}")
   return 0
 
 
 def cmd_run(args) -> int:
-  from nfrec.data import prepare
   from nfrec.reporting import report, run_summary
   from nfrec.serving import client as serving_client
   from pipeline import local_runner
-  scale = prepare.read_dataset_info(args.data)
-  config = config_lib.PipelineConfig(
-      data_dir=os.path.abspath(args.data), output_dir=os.path.abspath(args.output),
-      preset=args.preset, hparam_overrides=tuple(args.set or ()),
-      rating_min=scale.get("rating_min", 1.0), rating_max=scale.get("rating_max", 5.0),
-      index_type=args.index, beam_runner=args.beam_runner,
-      retrieval_min_ratio_to_popular=args.min_ratio_to_popular)
+  config = config_lib.PipelineConfig.for_data_dir(
+      os.path.abspath(args.data or sample_lib.embedded_sample_dir()),
+      output_dir=os.path.abspath(args.output), preset=args.preset,
+      hparam_overrides=tuple(args.set or ()), index_type=args.index,
+      beam_runner=args.beam_runner, retrieval_min_ratio_to_popular=args.min_ratio_to_popular)
   config.hparams  # Fails early on an unknown preset or hyperparameter.
   run = local_runner.run(config)
   summary = run_summary.write(run.config, run.metadata_config, started_at=run.started_at,
@@ -149,7 +149,7 @@ def cmd_compile_kubeflow(args) -> int:
       data_dir=args.data, output_dir=args.pipeline_output, preset=args.preset,
       hparam_overrides=tuple(args.set or ()), beam_runner=args.beam_runner,
       beam_extra_args=tuple(args.beam_arg or ()), index_type=args.index,
-      distribution_strategy=args.distribution_strategy, schema_file=args.schema_file)
+      distribution_strategy=args.distribution_strategy, schema_file=args.schema_file or "")
   config.hparams  # Fails early on an unknown preset or hyperparameter.
   config.beam_args
   spec = kubeflow_runner.compile_pipeline(config, args.image, args.output)
@@ -171,10 +171,9 @@ def cmd_rate(args) -> int:
 
 
 def cmd_generate_sample(args) -> int:
-  from nfrec.data import sample as sample_data
-  spec = sample_data.SampleSpec(num_users=args.users, num_movies=args.movies, seed=args.seed,
-                                mean_ratings_per_user=args.ratings_per_user)
-  ratings_dir, movies_dir = sample_data.write(args.output, spec)
+  spec = sample_lib.SampleSpec(num_users=args.users, num_movies=args.movies, seed=args.seed,
+                               mean_ratings_per_user=args.ratings_per_user)
+  ratings_dir, movies_dir = sample_lib.write(args.output, spec)
   print(f"wrote {ratings_dir} and {movies_dir}")
   return 0
 
@@ -215,24 +214,25 @@ def build_parser() -> argparse.ArgumentParser:
   prepare.add_argument("--titles", help="netflix-prize: movie_titles.csv")
   prepare.add_argument("--input", help="movielens: folder of 100K, 1M or latest files")
   prepare.add_argument("--output", required=True, help="data folder to write")
-  prepare.add_argument("--max-reject-share", type=float, default=0.01,
+  prepare.add_argument("--max-reject-share", type=float, default=prepare_lib.MAX_REJECT_SHARE,
                        help="fail when more than this share of rating rows is rejected")
   prepare.set_defaults(func=cmd_prepare)
 
   run = commands.add_parser("run", help="run the TFX pipeline locally (Beam DirectRunner)")
-  run.add_argument("--data", default=config_lib.SAMPLE_DATA_DIR,
+  run.add_argument("--data",
                    help="folder with ratings/ and movies/ (default: the embedded sample)")
-  run.add_argument("--output", default=config_lib.DEFAULT_OUTPUT_DIR,
+  run.add_argument("--output", default=DEFAULTS.output_dir,
                    help="pipeline root, ML-Metadata, serving_model/, run_summary.json")
-  run.add_argument("--preset", default="default", choices=sorted(config_lib.PRESETS))
+  run.add_argument("--preset", default=DEFAULTS.preset, choices=sorted(config_lib.PRESETS))
   run.add_argument("--set", action="append", type=_parse_override, metavar="NAME=VALUE",
                    help="override a hyperparameter of the preset (JSON value)")
-  run.add_argument("--index", default="brute_force", choices=["brute_force", "scann"],
+  run.add_argument("--index", default=DEFAULTS.index_type, choices=contracts.INDEX_TYPES,
                    help="retrieval index in the serving model (scann needs ScaNN ops to serve)")
-  run.add_argument("--beam-runner", default="in_memory", choices=["in_memory", "multi_processing"],
+  run.add_argument("--beam-runner", default=DEFAULTS.beam_runner,
+                   choices=config_lib.LOCAL_BEAM_RUNNERS,
                    help="Beam DirectRunner mode (in_memory: fastest below a few million ratings)")
   run.add_argument("--min-ratio-to-popular", type=float,
-                   default=config_lib.PipelineConfig.retrieval_min_ratio_to_popular,
+                   default=DEFAULTS.retrieval_min_ratio_to_popular,
                    help="retrieval gate: the model's filtered Recall@100 must reach the "
                         "most-popular baseline's times this (0 turns this check off)")
   run.add_argument("--user", help="user to show recommendations for (default: most active)")
@@ -241,14 +241,13 @@ def build_parser() -> argparse.ArgumentParser:
   recommend = commands.add_parser("recommend", help="top movies for users, from the pushed model")
   recommend.add_argument("--user", action="append", required=True)
   recommend.add_argument("-k", type=int, default=10)
-  recommend.add_argument("--model", default=os.path.join(
-      config_lib.DEFAULT_OUTPUT_DIR, "serving_model", config_lib.MODEL_NAME))
+  recommend.add_argument("--model", default=DEFAULT_MODEL)
   recommend.set_defaults(func=cmd_recommend)
 
   rate = commands.add_parser("rate", help="predicted rating of a movie by a user")
   rate.add_argument("--user", required=True)
   rate.add_argument("--movie", required=True, help="Movie_ID or exact title")
-  rate.add_argument("--model", default=recommend.get_default("model"))
+  rate.add_argument("--model", default=DEFAULT_MODEL)
   rate.set_defaults(func=cmd_rate)
 
   kfp = commands.add_parser("compile-kubeflow",
@@ -257,17 +256,19 @@ def build_parser() -> argparse.ArgumentParser:
   kfp.add_argument("--data", required=True, help="data folder as the cluster sees it (gs://, PVC)")
   kfp.add_argument("--pipeline-output", required=True,
                    help="pipeline root, serving_model/ (gs://... or a PVC path)")
-  kfp.add_argument("--image", default="nfrec-pipeline:latest", help="pipeline image (Dockerfile)")
-  kfp.add_argument("--preset", default="default", choices=sorted(config_lib.PRESETS))
+  kfp.add_argument("--image", default=config_lib.KUBEFLOW_IMAGE,
+                   help="pipeline image (Dockerfile)")
+  kfp.add_argument("--preset", default=DEFAULTS.preset, choices=sorted(config_lib.PRESETS))
   kfp.add_argument("--set", action="append", type=_parse_override, metavar="NAME=VALUE")
-  kfp.add_argument("--beam-runner", default="dataflow", choices=sorted(config_lib.BEAM_RUNNERS))
+  kfp.add_argument("--beam-runner", default=config_lib.KUBEFLOW_BEAM_RUNNER,
+                   choices=sorted(config_lib.BEAM_RUNNERS))
   kfp.add_argument("--beam-arg", action="append", metavar="--FLAG=VALUE",
                    help="a flag for the Beam runner (repeat), e.g. --beam-arg=--project=P")
-  kfp.add_argument("--index", default="brute_force", choices=["brute_force", "scann"])
-  kfp.add_argument("--schema-file", default="/pipeline/pipeline/schema/ratings_schema.pbtxt",
+  kfp.add_argument("--index", default=DEFAULTS.index_type, choices=contracts.INDEX_TYPES)
+  kfp.add_argument("--schema-file",
                    help="curated schema as the cluster sees it (default: the one in the image)")
-  kfp.add_argument("--distribution-strategy", default="default",
-                   choices=["default", "mirrored", "multi_worker_mirrored"])
+  kfp.add_argument("--distribution-strategy", default=DEFAULTS.distribution_strategy,
+                   choices=contracts.DISTRIBUTION_STRATEGIES)
   kfp.set_defaults(func=cmd_compile_kubeflow)
 
   bench = commands.add_parser(
@@ -280,10 +281,11 @@ def build_parser() -> argparse.ArgumentParser:
 
   sample = commands.add_parser("generate-sample", help="write a synthetic Netflix-layout sample")
   sample.add_argument("--output", required=True)
-  sample.add_argument("--users", type=int, default=2_500)
-  sample.add_argument("--movies", type=int, default=1_200)
-  sample.add_argument("--ratings-per-user", type=float, default=40.0)
-  sample.add_argument("--seed", type=int, default=42)
+  sample.add_argument("--users", type=int, default=sample_lib.SampleSpec.num_users)
+  sample.add_argument("--movies", type=int, default=sample_lib.SampleSpec.num_movies)
+  sample.add_argument("--ratings-per-user", type=float,
+                      default=sample_lib.SampleSpec.mean_ratings_per_user)
+  sample.add_argument("--seed", type=int, default=sample_lib.SampleSpec.seed)
   sample.set_defaults(func=cmd_generate_sample)
   return parser
 

@@ -42,11 +42,10 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from nfrec.data import sample as sample_data
+from nfrec import contracts
 from pipeline import schema as schema_lib
 
-REJECTS_FILE = "rejects.csv"
-DATASET_FILE = "dataset.json"
+MAX_REJECT_SHARE = 0.01  # more rejected rating rows than this share stop the run
 RATINGS_FILE = "ratings.csv"
 MOVIES_FILE = "movies.csv"
 
@@ -300,7 +299,7 @@ def _write_movies(rows: Iterable[Row], path: str, rejects: _RejectWriter,
   known = set()
   with open(path, "w", newline="", encoding="utf-8") as f:
     writer = csv.writer(f)
-    writer.writerow(sample_data.MOVIES_HEADER)
+    writer.writerow(contracts.MOVIES_COLUMNS)
     for row in rows:
       report.movies_in += 1
       problem = _check_fields(row, ["movie", "title"])
@@ -365,7 +364,7 @@ def _write_ratings(rows: Iterable[Row], path: str, scale: RatingScale, known_mov
   duplicate_of = _duplicates(np.frombuffer(keys, dtype=np.int64) if keys else np.zeros(0, np.int64))
   with open(staged, newline="", encoding="utf-8") as source, \
       open(path, "w", newline="", encoding="utf-8") as target:
-    target.write(",".join(list(sample_data.RATINGS_HEADER) + extra_columns) + "\r\n")
+    target.write(",".join(list(contracts.RATINGS_COLUMNS) + extra_columns) + "\r\n")
     for index, line in enumerate(source):
       first = duplicate_of.get(index)
       if first is None:
@@ -393,20 +392,20 @@ def _duplicates(keys: np.ndarray) -> dict[int, int]:
   return dict(zip(order[repeated].tolist(), first.tolist()))
 
 
-def prepare(source, output_dir: str, max_reject_share: float = 0.01) -> Report:
+def prepare(source, output_dir: str, max_reject_share: float = MAX_REJECT_SHARE) -> Report:
   """Writes `output_dir/{ratings,movies}/` from `source` = (movie rows, rating rows, scale, extras)."""
   movie_rows, rating_rows, scale, extra_columns = source
   os.makedirs(output_dir, exist_ok=True)
   staging = tempfile.mkdtemp(prefix=".prepare-", dir=output_dir)
   report = Report()
-  rejects = _RejectWriter(os.path.join(staging, REJECTS_FILE), report)
+  rejects = _RejectWriter(os.path.join(staging, contracts.REJECTS_FILE), report)
   try:
-    os.makedirs(os.path.join(staging, "movies"))
-    os.makedirs(os.path.join(staging, "ratings"))
-    known = _write_movies(movie_rows, os.path.join(staging, "movies", MOVIES_FILE), rejects,
-                          report)
-    _write_ratings(rating_rows, os.path.join(staging, "ratings", RATINGS_FILE), scale, known,
-                   extra_columns, rejects, report)
+    os.makedirs(os.path.join(staging, contracts.MOVIES_FOLDER))
+    os.makedirs(os.path.join(staging, contracts.RATINGS_FOLDER))
+    known = _write_movies(movie_rows, os.path.join(staging, contracts.MOVIES_FOLDER, MOVIES_FILE),
+                          rejects, report)
+    _write_ratings(rating_rows, os.path.join(staging, contracts.RATINGS_FOLDER, RATINGS_FILE),
+                   scale, known, extra_columns, rejects, report)
     rejects.close()
     if report.rows_in == 0:
       raise PrepareError("no rating rows in the input.")
@@ -415,15 +414,16 @@ def prepare(source, output_dir: str, max_reject_share: float = 0.01) -> Report:
       raise PrepareError(
           f"{rejected:,} of {report.rows_in:,} rating rows rejected "
           f"({rejected / report.rows_in:.2%} > {max_reject_share:.2%}): "
-          f"{dict(report.rejects)}; see {os.path.join(output_dir, REJECTS_FILE)}.")
+          f"{dict(report.rejects)}; see {os.path.join(output_dir, contracts.REJECTS_FILE)}.")
     schema_lib.write(schema_lib.ratings_schema(scale.minimum, scale.maximum,
                                                integer_ratings=scale.step >= 1,
                                                string_columns=extra_columns),
-                     os.path.join(staging, schema_lib.DATA_SCHEMA_FILE))
-    with open(os.path.join(staging, DATASET_FILE), "w") as f:
+                     os.path.join(staging, contracts.DATA_SCHEMA_FILE))
+    with open(os.path.join(staging, contracts.DATASET_FILE), "w") as f:
       json.dump({"rating_min": scale.minimum, "rating_max": scale.maximum,
                  "rating_step": scale.step, **report.as_dict()}, f, indent=2)
-    for name in ("ratings", "movies", REJECTS_FILE, DATASET_FILE, schema_lib.DATA_SCHEMA_FILE):
+    for name in (contracts.RATINGS_FOLDER, contracts.MOVIES_FOLDER, contracts.REJECTS_FILE,
+                 contracts.DATASET_FILE, contracts.DATA_SCHEMA_FILE):
       target = os.path.join(output_dir, name)
       if os.path.isdir(target):
         shutil.rmtree(target)
@@ -431,15 +431,8 @@ def prepare(source, output_dir: str, max_reject_share: float = 0.01) -> Report:
     return report
   finally:
     rejects.close()
-    if os.path.exists(os.path.join(staging, REJECTS_FILE)):  # kept for inspection on failure
-      os.replace(os.path.join(staging, REJECTS_FILE), os.path.join(output_dir, REJECTS_FILE))
+    staged_rejects = os.path.join(staging, contracts.REJECTS_FILE)
+    if os.path.exists(staged_rejects):  # kept for inspection on failure
+      os.replace(staged_rejects, os.path.join(output_dir, contracts.REJECTS_FILE))
     shutil.rmtree(staging, ignore_errors=True)
 
-
-def read_dataset_info(data_dir: str) -> dict:
-  """What prepare recorded about a data folder (rating scale), or {} if none."""
-  path = os.path.join(data_dir, DATASET_FILE)
-  if not os.path.exists(path):
-    return {}
-  with open(path) as f:
-    return json.load(f)

@@ -20,14 +20,20 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import importlib.resources
 import os
 
 import numpy as np
 
+from nfrec import contracts
+
 RATINGS_FILE = "Netflix_Dataset_Rating.csv"
 MOVIES_FILE = "Netflix_Dataset_Movie.csv"
-RATINGS_HEADER = ("User_ID", "Rating", "Movie_ID")
-MOVIES_HEADER = ("Movie_ID", "Year", "Name")
+
+
+def embedded_sample_dir() -> str:
+  """The embedded sample's data folder (the repo's data/sample, installed with the package)."""
+  return str(importlib.resources.files("nfrec.sample_data"))
 
 _ADJECTIVES = (
     "Silent", "Crimson", "Last", "Hidden", "Broken", "Golden", "Lonely", "Dark",
@@ -110,10 +116,11 @@ def _movies(rng: np.random.Generator, num_movies: int) -> list[tuple]:
 def write(output_dir: str, spec: SampleSpec = SampleSpec()) -> tuple[str, str]:
   """Writes the sample's two folders under `output_dir`; returns their paths."""
   movies, ratings = generate(spec)
-  ratings_dir = os.path.join(output_dir, "ratings")
-  movies_dir = os.path.join(output_dir, "movies")
-  for folder, name, header, rows in ((movies_dir, MOVIES_FILE, MOVIES_HEADER, movies),
-                                     (ratings_dir, RATINGS_FILE, RATINGS_HEADER, ratings)):
+  ratings_dir = os.path.join(output_dir, contracts.RATINGS_FOLDER)
+  movies_dir = os.path.join(output_dir, contracts.MOVIES_FOLDER)
+  for folder, name, header, rows in (
+      (movies_dir, MOVIES_FILE, contracts.MOVIES_COLUMNS, movies),
+      (ratings_dir, RATINGS_FILE, contracts.RATINGS_COLUMNS, ratings)):
     os.makedirs(folder, exist_ok=True)
     with open(os.path.join(folder, name), "w", newline="", encoding="utf-8") as f:
       writer = csv.writer(f)

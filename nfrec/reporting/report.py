@@ -21,12 +21,10 @@ import matplotlib
 matplotlib.use("Agg")  # no display: files only
 import matplotlib.pyplot as plt  # noqa: E402
 
+from nfrec import contracts  # noqa: E402
+
 REPORT_FILE = "report.html"
 STATISTICS_FILE = "statistics.html"
-
-METRICS = (("rmse", "RMSE"), ("mae", "MAE"), ("top_10_accuracy", "top-10 acc."),
-           ("top_100_accuracy", "top-100 acc."), ("recall_at_10", "Recall@10"),
-           ("recall_at_100", "Recall@100"), ("ndcg_at_10", "NDCG@10"), ("ndcg_at_100", "NDCG@100"))
 
 
 def _png(figure) -> str:
@@ -42,8 +40,8 @@ def metrics_rows(summary: dict) -> list[tuple[str, dict]]:
   retrieval = summary.get("retrieval_evaluation", {})
   evaluator = summary.get("evaluator_metrics", {})
   model = dict(retrieval.get("model", {}))
-  model.update({"rmse": evaluator.get("root_mean_squared_error", model.get("rmse")),
-                "mae": evaluator.get("mean_absolute_error", model.get("mae"))})
+  model.update({contracts.RMSE: evaluator.get(contracts.TFMA_RMSE, model.get(contracts.RMSE)),
+                contracts.MAE: evaluator.get(contracts.TFMA_MAE, model.get(contracts.MAE))})
   rows = [("this model", model)]
   if retrieval.get("baseline_model"):
     rows.append(("last blessed model", retrieval["baseline_model"]))
@@ -54,11 +52,11 @@ def metrics_rows(summary: dict) -> list[tuple[str, dict]]:
 
 
 def _metrics_table(summary: dict) -> str:
-  head = "".join(f"<th>{label}</th>" for _, label in METRICS)
+  head = "".join(f"<th>{label}</th>" for label in contracts.METRIC_LABELS.values())
   body = ""
   for name, values in metrics_rows(summary):
     cells = "".join(f"<td>{values[key]:.4f}</td>" if values.get(key) is not None else "<td></td>"
-                    for key, _ in METRICS)
+                    for key in contracts.METRIC_LABELS)
     body += f"<tr><th>{html.escape(name)}</th>{cells}</tr>"
   return f"<table><tr><th></th>{head}</tr>{body}</table>"
 
@@ -82,7 +80,7 @@ def _plots(summary: dict) -> list[str]:
     for name in ("loss", "val_loss"):
       if name in history:
         axes[0].plot(range(1, len(history[name]) + 1), history[name], label=name)
-    for name in ("rmse", "val_rmse"):
+    for name in (contracts.RMSE, "val_" + contracts.RMSE):
       if name in history:
         axes[1].plot(range(1, len(history[name]) + 1), history[name], label=name)
     axes[0].set(title="Training loss", xlabel="epoch")
@@ -93,9 +91,9 @@ def _plots(summary: dict) -> list[str]:
   buckets = retrieval.get("model", {}).get("rmse_by_activity")
   if buckets:
     figure, axis = plt.subplots(figsize=(4.5, 3))
-    axis.bar([b["training_ratings"] for b in buckets], [b["rmse"] for b in buckets])
+    axis.bar([b["training_ratings"] for b in buckets], [b[contracts.RMSE] for b in buckets])
     for name, values in retrieval.get("rating_baselines", {}).items():
-      axis.axhline(values["rmse"], linestyle="--", color="gray" if "mean" in name else "black",
+      axis.axhline(values[contracts.RMSE], linestyle="--", color="gray" if "mean" in name else "black",
                    label=f"{name.replace('_', ' ')} (all users)")
     axis.set(title="RMSE by user activity", xlabel="user's training ratings", ylabel="RMSE")
     axis.legend(fontsize=7)

@@ -17,8 +17,7 @@ from ml_metadata.proto import metadata_store_pb2
 from tensorflow_metadata.proto.v0 import statistics_pb2
 
 from components.data_gate import gate
-from components.retrieval_evaluator import evaluation as retrieval_evaluation
-from modules.trainer import run as trainer_module
+from nfrec import contracts
 from pipeline import config as config_lib
 from pipeline import pipeline as pipeline_lib
 
@@ -119,19 +118,19 @@ def summarize(config: config_lib.PipelineConfig, metadata_config, since_ms: int 
              "finished_at": execution.last_update_time_since_epoch / 1000}
       for name, (execution, _) in sorted(runs.items(), key=lambda item: item[1][0].id)}
 
-  statistics = output("StatisticsGen", "statistics")
+  statistics = output(pipeline_lib.STATISTICS_GEN, "statistics")
   data = {"ratings": example_counts(statistics)} if statistics else {}
-  builder_model = output("ServingModelBuilder", "serving_model")
+  builder_model = output(pipeline_lib.SERVING_MODEL_BUILDER, "serving_model")
   if builder_model:
     data.update({name: _property(builder_model, name) for name in (
         "known_users", "indexed_movies", "catalog_movies", "indexed_movies_without_title")})
   summary["data"] = data
-  validation = output("ExampleValidator", "anomalies")
+  validation = output(pipeline_lib.EXAMPLE_VALIDATOR, "anomalies")
   if validation:
     summary["anomalies"] = anomalies(validation)
 
-  model_run = output("Trainer", "model_run")
-  trainer_metrics_path = model_run and os.path.join(model_run.uri, trainer_module.METRICS_FILE)
+  model_run = output(pipeline_lib.TRAINER, "model_run")
+  trainer_metrics_path = model_run and os.path.join(model_run.uri, contracts.TRAINER_METRICS_FILE)
   if trainer_metrics_path and tf.io.gfile.exists(trainer_metrics_path):
     trainer_metrics = _read_json(trainer_metrics_path)
     summary["trainer_metrics"] = {k: v for k, v in trainer_metrics.items() if k != "history"}
@@ -140,21 +139,21 @@ def summarize(config: config_lib.PipelineConfig, metadata_config, since_ms: int 
     summary["tensorboard_logdir"] = model_run.uri
   if statistics:
     summary["statistics_uri"] = statistics.uri
-  evaluation = output("Evaluator", "evaluation")
+  evaluation = output(pipeline_lib.EVALUATOR, "evaluation")
   if evaluation:
     summary["evaluator_metrics"] = evaluator_metrics(evaluation)
-  rating_blessing = output("Evaluator", "blessing")
+  rating_blessing = output(pipeline_lib.EVALUATOR, "blessing")
   summary["rating_gate_passed"] = bool(rating_blessing and _property(rating_blessing, "blessed", 0))
   retrieval = output(pipeline_lib.RETRIEVAL_EVALUATOR, "evaluation_output")
   if retrieval:
     summary["retrieval_evaluation"] = _read_json(
-        os.path.join(retrieval.uri, retrieval_evaluation.EVALUATION_FILE))
+        os.path.join(retrieval.uri, contracts.RETRIEVAL_EVALUATION_FILE))
   blessing = output(pipeline_lib.RETRIEVAL_EVALUATOR, "blessing")
   summary["blessed"] = bool(blessing and _property(blessing, "blessed", 0))
-  if blessing and tf.io.gfile.exists(os.path.join(blessing.uri, retrieval_evaluation.GATE_FILE)):
+  if blessing and tf.io.gfile.exists(os.path.join(blessing.uri, contracts.GATE_FILE)):
     summary["gate_reasons"] = _read_json(
-        os.path.join(blessing.uri, retrieval_evaluation.GATE_FILE))["reasons"]
-  pushed = output("Pusher", "pushed_model")
+        os.path.join(blessing.uri, contracts.GATE_FILE))["reasons"]
+  pushed = output(pipeline_lib.PUSHER, "pushed_model")
   summary["pushed"] = bool(pushed and _property(pushed, "pushed", 0))
   summary["pushed_to"] = _property(pushed, "pushed_destination") if summary["pushed"] else None
   summary["serving_model_dir"] = config.serving_model_dir

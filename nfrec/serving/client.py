@@ -6,22 +6,22 @@ import os
 
 import tensorflow as tf
 
+from nfrec import contracts
+
 
 class ModelNotFound(FileNotFoundError):
   pass
 
 
 def latest_version_dir(model_base_path: str) -> str:
-  """The highest integer-named version folder holding a saved_model.pb."""
+  """The version TF Serving would serve (contracts.latest_version), or a clear error."""
   if not os.path.isdir(model_base_path):
     raise ModelNotFound(f"{model_base_path}: no such model directory (run `nfrec run` first).")
-  versions = [name for name in os.listdir(model_base_path)
-              if name.isdigit()
-              and os.path.exists(os.path.join(model_base_path, name, "saved_model.pb"))]
-  if not versions:
+  version = contracts.latest_version(model_base_path)
+  if version is None:
     raise ModelNotFound(f"{model_base_path}: no model version in this directory "
                         "(no pushed model yet: was the last run blessed?).")
-  return os.path.join(model_base_path, max(versions, key=int))
+  return os.path.join(model_base_path, version)
 
 
 class Recommender:
@@ -30,26 +30,24 @@ class Recommender:
   def __init__(self, model_base_path: str):
     self.version_dir = latest_version_dir(model_base_path)
     self._model = tf.saved_model.load(self.version_dir)
-    self._recommend = self._model.signatures["recommend"]
-    self._predict_rating = self._model.signatures["predict_rating"]
+    self._recommend = self._model.signatures[contracts.SIGNATURE_RECOMMEND]
+    self._predict_rating = self._model.signatures[contracts.SIGNATURE_PREDICT_RATING]
 
   def most_active_user(self) -> str:
     """First entry of the model's user vocabulary (Transform sorts it by rating count)."""
-    with open(os.path.join(self.version_dir, "assets", "user_id"), "rb") as f:
+    with open(contracts.asset_path(self.version_dir, contracts.USER_VOCABULARY), "rb") as f:
       return f.readline().strip().decode()
 
   def recommend(self, user_ids: list[str]) -> list[dict]:
-    out = self._recommend(user_id=tf.constant(user_ids, tf.string))
-    results = []
-    for row in range(len(user_ids)):
-      results.append({
-          "user_id": user_ids[row],
-          "popular_fallback": bool(out["popular_fallback"][row]),
-          "items": [{"movie_id": m.decode(), "title": t.decode(), "year": int(y), "score": float(s)}
-                    for m, t, y, s in zip(out["movie_ids"][row].numpy(), out["titles"][row].numpy(),
-                                          out["years"][row].numpy(), out["scores"][row].numpy())],
-      })
-    return results
+    out = self._recommend(**{contracts.INPUT_USER_ID: tf.constant(user_ids, tf.string)})
+    columns = [out[name].numpy() for name in (contracts.OUTPUT_MOVIE_IDS, contracts.OUTPUT_TITLES,
+                                              contracts.OUTPUT_YEARS, contracts.OUTPUT_SCORES)]
+    return [{
+        "user_id": user_id,
+        "popular_fallback": bool(out[contracts.OUTPUT_POPULAR_FALLBACK][row]),
+        "items": [{"movie_id": m.decode(), "title": t.decode(), "year": int(y), "score": float(s)}
+                  for m, t, y, s in zip(*(column[row] for column in columns))],
+    } for row, user_id in enumerate(user_ids)]
 
   def movies_titled(self, title: str) -> list[dict]:
     """Every indexed movie with this title (case-insensitive): titles are not unique."""
@@ -73,10 +71,11 @@ class Recommender:
     return matches[0]["movie_id"]
 
   def predict_rating(self, user_ids: list[str], movie_ids: list[str]) -> list[dict]:
-    out = self._predict_rating(user_id=tf.constant(user_ids, tf.string),
-                               movie_id=tf.constant(movie_ids, tf.string))
+    out = self._predict_rating(**{contracts.INPUT_USER_ID: tf.constant(user_ids, tf.string),
+                                  contracts.INPUT_MOVIE_ID: tf.constant(movie_ids, tf.string)})
     return [{"rating": float(r), "fallback": bool(f)}
-            for r, f in zip(out["rating"].numpy(), out["fallback"].numpy())]
+            for r, f in zip(out[contracts.OUTPUT_RATING].numpy(),
+                            out[contracts.OUTPUT_FALLBACK].numpy())]
 
 
 def format_recommendations(result: dict) -> str:

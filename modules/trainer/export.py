@@ -1,0 +1,23 @@
+"""What the Trainer leaves behind: the core model and its metrics."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import tensorflow as tf
+
+from modules.serving import core_model
+from nfrec import contracts
+
+
+def export_core_model(model, tf_transform_output, export_dir: str) -> None:
+  """The trained model and Transform's vocabularies as a SavedModel (see core_model)."""
+  core_model.save(core_model.CoreModel(model, tf_transform_output), export_dir)
+
+
+def write_metrics(metrics: dict, model_run_dir: str) -> None:
+  """metrics.json beside the TensorBoard logs (the run summary reads it)."""
+  tf.io.gfile.makedirs(model_run_dir)
+  with tf.io.gfile.GFile(os.path.join(model_run_dir, contracts.TRAINER_METRICS_FILE), "w") as f:
+    json.dump(metrics, f, indent=2)

@@ -1,0 +1,114 @@
+"""The model's hyperparameters: every knob, with no default of its own.
+
+The presets in pipeline/config.py are the only place values come from, so a
+preset states every knob and nothing is quietly filled in: an unknown or
+missing knob, or a value outside its choices, fails when the preset or an
+override is made, before any component runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from typing import Any
+
+OPTIMIZERS = ("adagrad", "adam")
+LOSS_REDUCTIONS = ("sum", "mean")
+
+
+@dataclasses.dataclass(frozen=True)
+class HParams:
+  # Shape of the model.
+  embedding_dim: int
+  rating_hidden_units: tuple[int, ...]  # the rating MLP's hidden layers
+  use_bias: bool  # user, movie and global rating biases
+  rating_dot_product: bool  # a user . movie term beside the MLP
+  retrieval_bias: bool  # a per-movie retrieval bias folded into the movie vectors
+  # Regularization: `l2_per_epoch` (divided over an epoch's steps) wins over `l2` when set.
+  l2: float
+  l2_per_epoch: float
+  # The two tasks and how their losses add up.
+  rating_weight: float
+  retrieval_weight: float
+  retrieval_loss_reduction: str  # "sum" over the batch (TFRS) or "mean"
+  retrieval_temperature: float  # the in-batch softmax's logits are divided by it
+  sampling_correction: bool  # logQ correction of the in-batch negatives
+  remove_accidental_hits: bool  # a batch's other rows of the same movie are no negatives
+  # Optimization.
+  optimizer: str
+  learning_rate: float
+  batch_size: int
+  epochs: int
+  early_stopping_patience: int  # 0: no early stopping
+  early_stopping_monitor: str  # a Keras log name, e.g. "val_rmse"
+  early_stopping_min_delta: float
+  seed: int
+  # Execution (how, not what, it learns).
+  jit_compile: bool
+  steps_per_execution: int
+
+  def __post_init__(self):
+    problems = [
+      f"{name} must be {kind.__name__}, got {value!r}"
+      for name, kind in _field_types(type(self)).items()
+      if not _is_a(value := getattr(self, name), kind)
+    ]
+    if problems:  # the range checks below assume the types
+      raise ValueError("Invalid hyperparameters: " + "; ".join(problems) + ".")
+    if self.optimizer not in OPTIMIZERS:
+      problems.append(f"optimizer {self.optimizer!r} is not one of {OPTIMIZERS}")
+    if self.retrieval_loss_reduction not in LOSS_REDUCTIONS:
+      problems.append(
+        f"retrieval_loss_reduction {self.retrieval_loss_reduction!r} is not one of {LOSS_REDUCTIONS}"
+      )
+    for name in ("embedding_dim", "batch_size", "steps_per_execution"):
+      if getattr(self, name) < 1:
+        problems.append(f"{name} must be at least 1, got {getattr(self, name)}")
+    for name in ("epochs", "early_stopping_patience", "l2", "l2_per_epoch"):
+      if getattr(self, name) < 0:
+        problems.append(f"{name} must not be negative, got {getattr(self, name)}")
+    if self.retrieval_temperature <= 0:
+      problems.append(f"retrieval_temperature must be positive, got {self.retrieval_temperature}")
+    if problems:
+      raise ValueError("Invalid hyperparameters: " + "; ".join(problems) + ".")
+
+  @classmethod
+  def from_dict(cls, values: dict[str, Any]) -> HParams:
+    """From a JSON-like dict (the Trainer's custom_config): every knob, nothing else."""
+    names = {field.name for field in dataclasses.fields(cls)}
+    unknown, missing = sorted(set(values) - names), sorted(names - set(values))
+    parts = ([f"unknown {unknown}"] if unknown else []) + ([f"missing {missing}"] if missing else [])
+    if parts:
+      raise ValueError("Hyperparameters do not match the model's: " + "; ".join(parts) + ".")
+    return cls(**{**values, "rating_hidden_units": tuple(values["rating_hidden_units"])})
+
+  def to_dict(self) -> dict[str, Any]:
+    return {**dataclasses.asdict(self), "rating_hidden_units": list(self.rating_hidden_units)}
+
+  def replace(self, **overrides) -> HParams:
+    """A copy with some knobs changed; an unknown knob is an error that lists the known ones."""
+    names = sorted(field.name for field in dataclasses.fields(self))
+    for name in overrides:
+      if name not in names:
+        raise ValueError(f"Unknown hyperparameter {name!r}; known: {names}.")
+    if "rating_hidden_units" in overrides:
+      overrides["rating_hidden_units"] = tuple(overrides["rating_hidden_units"])
+    return dataclasses.replace(self, **overrides)
+
+
+def _field_types(cls) -> dict[str, type]:
+  hints = typing.get_type_hints(cls)
+  return {
+    field.name: tuple if typing.get_origin(hints[field.name]) is tuple else hints[field.name]
+    for field in dataclasses.fields(cls)
+  }
+
+
+def _is_a(value, kind: type) -> bool:
+  if kind is float:  # an integer is a fine float (--set l2=0)
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+  if kind is int:
+    return isinstance(value, int) and not isinstance(value, bool)
+  if kind is tuple:
+    return isinstance(value, tuple) and all(_is_a(item, int) for item in value)
+  return isinstance(value, kind)
