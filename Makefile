@@ -2,9 +2,8 @@
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
-export TF_USE_LEGACY_KERAS := 1
 
-.PHONY: setup run test test-fast lock clean
+.PHONY: setup run test test-fast lint format lock clean
 
 setup: $(STAMP)
 
@@ -25,6 +24,15 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not e2e"
 
+# ruff: lint rules and the two-space format, configured in pyproject.toml.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
 # Re-resolve the direct pins of pyproject.toml into a fresh lock.
 lock:
 	rm -rf /tmp/nfrec-lock-venv && "$$(scripts/find-python3.10)" -m venv /tmp/nfrec-lock-venv
@@ -33,4 +41,4 @@ lock:
 	  echo '# Regenerate: make lock'; /tmp/nfrec-lock-venv/bin/pip freeze --exclude nfrec ) > requirements.lock
 
 clean:
-	rm -rf outputs .pytest_cache
+	rm -rf outputs .pytest_cache .ruff_cache

@@ -78,12 +78,23 @@ class TreeMemory:
 
 
 def run_pipeline(data_dir: str, output_dir: str, beam_runner: str) -> dict:
-  command = [sys.executable, "-m", "nfrec", "run", "--data", data_dir,
-             "--output", output_dir, "--beam-runner", beam_runner]
+  command = [
+    sys.executable,
+    "-m",
+    "nfrec",
+    "run",
+    "--data",
+    data_dir,
+    "--output",
+    output_dir,
+    "--beam-runner",
+    beam_runner,
+  ]
   start = time.time()
   with open(output_dir + ".log", "a") as log:
-    child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                             cwd=benchmarks.REPO_ROOT)
+    child = subprocess.Popen(
+      command, stdout=log, stderr=subprocess.STDOUT, cwd=benchmarks.REPO_ROOT
+    )
     memory = TreeMemory(child.pid)
     returncode = child.wait()
     memory.stop()
@@ -94,52 +105,99 @@ def run_pipeline(data_dir: str, output_dir: str, beam_runner: str) -> dict:
   with open(summary_path) as f:
     summary = json.load(f)
   components = {
-      name: {"state": info["state"], "seconds": info["seconds"],
-             "peak_mb": round(memory.peak_mb(info["started_at"] - 0.2, info["finished_at"] + 0.2))}
-      for name, info in summary["components"].items()}
-  return {"wall_s": round(wall_s, 1), "peak_mb": round(memory.peak_mb()),
-          "components": components, "blessed": summary["blessed"],
-          "ratings": sum(summary.get("data", {}).get("ratings", {}).values()),
-          "rmse": summary.get("trainer_metrics", {}).get("rmse"),
-          "epochs": summary.get("trainer_metrics", {}).get("epochs_run")}
+    name: {
+      "state": info["state"],
+      "seconds": info["seconds"],
+      "peak_mb": round(memory.peak_mb(info["started_at"] - 0.2, info["finished_at"] + 0.2)),
+    }
+    for name, info in summary["components"].items()
+  }
+  return {
+    "wall_s": round(wall_s, 1),
+    "peak_mb": round(memory.peak_mb()),
+    "components": components,
+    "blessed": summary["blessed"],
+    "ratings": sum(summary.get("data", {}).get("ratings", {}).values()),
+    "rmse": summary.get("trainer_metrics", {}).get(contracts.RMSE),
+    "epochs": summary.get("trainer_metrics", {}).get("epochs_run"),
+  }
 
 
-MAIN_STEPS = ("RatingsExampleGen", "StatisticsGen", "Transform", "Trainer",
-              "ServingModelBuilder", "Evaluator", "RetrievalEvaluator")
+MAIN_STEPS = (
+  "RatingsExampleGen",
+  "StatisticsGen",
+  "Transform",
+  "Trainer",
+  "ServingModelBuilder",
+  "Evaluator",
+  "RetrievalEvaluator",
+)
 
 
 def render(results: list[dict]) -> str:
-  header = ["ratings", "Beam", "run", "wall s", "peak MB"] + [
-      f"{step} s / MB" for step in MAIN_STEPS] + ["epochs", "RMSE"]
+  header = (
+    ["ratings", "Beam", "run", "wall s", "peak MB"]
+    + [f"{step} s / MB" for step in MAIN_STEPS]
+    + ["epochs", "RMSE"]
+  )
   rows = []
   order = {size: i for i, size in enumerate(SIZES)}
   for r in sorted(results, key=lambda r: (order[r["size"]], r["mode"] != "in_memory")):
     cells = []
     for step in MAIN_STEPS:
       info = r["components"].get(step)
-      cells.append("cached" if info and info["state"] == "CACHED"
-                   else f"{info['seconds']:.0f} / {info['peak_mb']:,}" if info else "")
-    rows.append([f"{r['ratings']:,}", r["mode"], r["run"], r["wall_s"], f"{r['peak_mb']:,}"]
-                + cells + [r["epochs"] or "", f"{r['rmse']:.3f}" if r["rmse"] else ""])
-  return (f"Measured on {markdown.machine()} by `nfrec bench pipeline`. Netflix-shaped "
-          "generated data (17,770 movies, about 200 ratings per user), default preset. "
-          "Wall time includes Python start-up and the run summary; memory is the resident set "
-          "of the whole process tree, per component the highest sample while it ran.\n\n"
-          + markdown.table(header, rows))
+      cells.append(
+        "cached"
+        if info and info["state"] == "CACHED"
+        else f"{info['seconds']:.0f} / {info['peak_mb']:,}"
+        if info
+        else ""
+      )
+    rows.append(
+      [f"{r['ratings']:,}", r["mode"], r["run"], r["wall_s"], f"{r['peak_mb']:,}"]
+      + cells
+      + [r["epochs"] or "", f"{r['rmse']:.3f}" if r["rmse"] else ""]
+    )
+  return (
+    f"Measured on {markdown.machine()} by `nfrec bench pipeline`. Netflix-shaped "
+    "generated data (17,770 movies, about 200 ratings per user), default preset. "
+    "Wall time includes Python start-up and the run summary; memory is the resident set "
+    "of the whole process tree, per component the highest sample while it ran.\n\n"
+    + markdown.table(header, rows)
+  )
 
 
 def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(prog="nfrec bench pipeline", description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser = argparse.ArgumentParser(
+    prog="nfrec bench pipeline",
+    description=__doc__,
+    formatter_class=argparse.RawDescriptionHelpFormatter,
+  )
   parser.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
-  parser.add_argument("--modes", nargs="+", default=["in_memory", "multi_processing"],
-                      choices=["in_memory", "multi_processing"])
-  parser.add_argument("--multi-processing-sizes", nargs="+", default=["100k", "1M"],
-                      help="sizes to also run with the other Beam modes (cold only)")
-  parser.add_argument("--runs", nargs="+", default=list(RUNS), choices=RUNS,
-                      help="which of cold, rerun, cached to run (in that order)")
-  parser.add_argument("--results", default="pipeline_results.json",
-                      help="file in the work dir that collects the results")
+  parser.add_argument(
+    "--modes",
+    nargs="+",
+    default=["in_memory", "multi_processing"],
+    choices=["in_memory", "multi_processing"],
+  )
+  parser.add_argument(
+    "--multi-processing-sizes",
+    nargs="+",
+    default=["100k", "1M"],
+    help="sizes to also run with the other Beam modes (cold only)",
+  )
+  parser.add_argument(
+    "--runs",
+    nargs="+",
+    default=list(RUNS),
+    choices=RUNS,
+    help="which of cold, rerun, cached to run (in that order)",
+  )
+  parser.add_argument(
+    "--results",
+    default="pipeline_results.json",
+    help="file in the work dir that collects the results",
+  )
   parser.add_argument("--work-dir", default="/tmp/nfrec-bench")
   parser.add_argument("--no-doc", action="store_true", help="do not update docs/performance.md")
   args = parser.parse_args(argv)

@@ -35,6 +35,7 @@ TARGET_SECONDS = 2.0  # measuring time per (signature, batch size)
 
 def _percentiles(fn) -> tuple[float, float]:
   import numpy as np
+
   fn()  # warm-up: first call traces nothing (signatures are concrete) but fills caches
   start = time.perf_counter()
   fn()
@@ -53,6 +54,7 @@ def measure(model_dir: str, scann: bool) -> dict:
   """Runs in the TF-only child process."""
   import numpy as np
   import tensorflow as tf
+
   if scann:
     import scann  # noqa: F401  (registers the ScaNN ops, as a ScaNN-enabled server must)
   start = time.perf_counter()
@@ -77,16 +79,30 @@ def measure(model_dir: str, scann: bool) -> dict:
     movie_ids = tf.constant(rng.choice(movies, batch))
     queries = tf.random.normal([batch, candidates.shape[1]])
     row = {"batch": batch}
-    row["recommend"] = _percentiles(lambda: recommend(**{contracts.INPUT_USER_ID: user_ids}))
-    row["predict_rating"] = _percentiles(lambda: rate(**{contracts.INPUT_USER_ID: user_ids,
-                                                          contracts.INPUT_MOVIE_ID: movie_ids}))
-    row["floor"] = _percentiles(lambda: floor(queries))
+    # Each measured call is timed right away, in this iteration (defaults bind its inputs).
+    row["recommend"] = _percentiles(lambda u=user_ids: recommend(**{contracts.INPUT_USER_ID: u}))
+    row["predict_rating"] = _percentiles(
+      lambda u=user_ids, m=movie_ids: rate(
+        **{contracts.INPUT_USER_ID: u, contracts.INPUT_MOVIE_ID: m}
+      )
+    )
+    row["floor"] = _percentiles(lambda q=queries: floor(q))
     rows.append(row)
-  size_mb = sum(os.path.getsize(os.path.join(d, name)) for d, _, files in os.walk(model_dir)
-                for name in files) / 1e6
-  return {"movies": len(movies), "users": len(users), "dim": int(candidates.shape[1]),
-          "load_s": load_s, "size_mb": size_mb, "rows": rows,
-          "tfrs_imported": "tensorflow_recommenders" in sys.modules}
+  size_mb = (
+    sum(
+      os.path.getsize(os.path.join(d, name)) for d, _, files in os.walk(model_dir) for name in files
+    )
+    / 1e6
+  )
+  return {
+    "movies": len(movies),
+    "users": len(users),
+    "dim": int(candidates.shape[1]),
+    "load_s": load_s,
+    "size_mb": size_mb,
+    "rows": rows,
+    "tfrs_imported": "tensorflow_recommenders" in sys.modules,
+  }
 
 
 def measure_in_child(model_dir: str, scann: bool) -> dict:
@@ -95,8 +111,9 @@ def measure_in_child(model_dir: str, scann: bool) -> dict:
   command = [sys.executable, "-m", "benchmarks.serving_bench", "--measure", model_dir]
   if scann:
     command.append("--scann")
-  output = subprocess.run(command, env=env, cwd=benchmarks.REPO_ROOT, check=True,
-                          capture_output=True, text=True).stdout
+  output = subprocess.run(
+    command, env=env, cwd=benchmarks.REPO_ROOT, check=True, capture_output=True, text=True
+  ).stdout
   return json.loads(output.strip().splitlines()[-1])
 
 
@@ -104,45 +121,71 @@ def build(work_dir: str, movies: int, users: int, index_type: str) -> str:
   export_dir = os.path.join(work_dir, f"serving-{movies}-{index_type}", "1")
   if not os.path.exists(os.path.join(export_dir, "saved_model.pb")):
     from benchmarks import synthetic_model  # TF with Keras 2: only in the parent
+
     start = time.time()
-    synthetic_model.build_serving_model(export_dir, num_users=users, num_movies=movies,
-                                        index_type=index_type)
+    synthetic_model.build_serving_model(
+      export_dir, num_users=users, num_movies=movies, index_type=index_type
+    )
     print(f"built {export_dir} in {time.time() - start:.0f} s", flush=True)
   return export_dir
 
 
 def render(results: list[dict]) -> str:
-  header = ["catalog", "index", "batch", "recommend p50 ms", "p99 ms", "users/s",
-            "floor p50 ms (MACs)", "predict_rating p50 ms", "p99 ms", "pairs/s"]
+  header = [
+    "catalog",
+    "index",
+    "batch",
+    "recommend p50 ms",
+    "p99 ms",
+    "users/s",
+    "floor p50 ms (MACs)",
+    "predict_rating p50 ms",
+    "p99 ms",
+    "pairs/s",
+  ]
   rows = []
   for r in results:
     for row in r["rows"]:
       b = row["batch"]
-      rows.append([
-          f"{r['movies']:,}", r["index"], b,
-          f"{row['recommend'][0]:.2f}", f"{row['recommend'][1]:.2f}",
+      rows.append(
+        [
+          f"{r['movies']:,}",
+          r["index"],
+          b,
+          f"{row['recommend'][0]:.2f}",
+          f"{row['recommend'][1]:.2f}",
           f"{b * 1000 / row['recommend'][0]:,.0f}",
           f"{row['floor'][0]:.2f} ({b * r['movies'] * r['dim'] / 1e6:,.1f}M)",
-          f"{row['predict_rating'][0]:.2f}", f"{row['predict_rating'][1]:.2f}",
-          f"{b * 1000 / row['predict_rating'][0]:,.0f}"])
+          f"{row['predict_rating'][0]:.2f}",
+          f"{row['predict_rating'][1]:.2f}",
+          f"{b * 1000 / row['predict_rating'][0]:,.0f}",
+        ]
+      )
   models = "; ".join(
-      f"{r['movies']:,} movies / {r['index']}: {r['size_mb']:.0f} MB, load {r['load_s']:.1f} s"
-      for r in results)
-  return (f"Measured on {markdown.machine()} by `nfrec bench serving`, in a process that "
-          "imports only TensorFlow (and ScaNN's ops for the ScaNN rows), "
-          f"{results[0]['users']:,} known users with 200 rated movies each, top 10, "
-          "dimension 33 (32 + the folded retrieval bias). Floor of an exact answer: one matrix "
-          "product of the queries with every candidate vector and one pass over the scores, "
-          "timed on the same candidates. "
-          f"Models: {models}.\n\n" + markdown.table(header, rows))
+    f"{r['movies']:,} movies / {r['index']}: {r['size_mb']:.0f} MB, load {r['load_s']:.1f} s"
+    for r in results
+  )
+  return (
+    f"Measured on {markdown.machine()} by `nfrec bench serving`, in a process that "
+    "imports only TensorFlow (and ScaNN's ops for the ScaNN rows), "
+    f"{results[0]['users']:,} known users with 200 rated movies each, top 10, "
+    "dimension 33 (32 + the folded retrieval bias). Floor of an exact answer: one matrix "
+    "product of the queries with every candidate vector and one pass over the scores, "
+    "timed on the same candidates. "
+    f"Models: {models}.\n\n" + markdown.table(header, rows)
+  )
 
 
 def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(prog="nfrec bench serving", description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser = argparse.ArgumentParser(
+    prog="nfrec bench serving",
+    description=__doc__,
+    formatter_class=argparse.RawDescriptionHelpFormatter,
+  )
   parser.add_argument("--catalogs", nargs="+", type=int, default=[17_770, 1_000_000])
-  parser.add_argument("--indexes", nargs="+", default=["brute_force", "scann"],
-                      choices=["brute_force", "scann"])
+  parser.add_argument(
+    "--indexes", nargs="+", default=["brute_force", "scann"], choices=["brute_force", "scann"]
+  )
   parser.add_argument("--users", type=int, default=50_000)
   parser.add_argument("--model", help="measure this pushed model (a model base path) instead")
   parser.add_argument("--work-dir", default="/tmp/nfrec-bench")

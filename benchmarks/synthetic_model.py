@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import os
 
-
 import numpy as np
 import tensorflow as tf
 
 from modules.serving import serving_model
-from modules.trainer import model as model_lib
 from modules.trainer import export
+from modules.trainer import model as model_lib
 from nfrec import contracts
 from pipeline import config as config_lib
 
@@ -41,22 +40,38 @@ class VocabularyFiles:
     return {name: tf.io.FixedLenFeature([], tf.int64) for name in contracts.RATINGS_COLUMNS}
 
 
-def export_core(directory: str, users: list[str], movies: list[str],
-                preset: str = "default") -> str:
+def export_core(
+  directory: str, users: list[str], movies: list[str], preset: str = "default"
+) -> str:
   """Exports an untrained core model (the Trainer's export) and returns its path."""
   os.makedirs(directory, exist_ok=True)
-  model = model_lib.build_model(len(users), len(movies), config_lib.PRESETS[preset],
-                                movie_counts=np.ones(len(movies)), global_mean=3.5)
-  model({contracts.USER_INDEX: tf.constant([0], tf.int64),
-         contracts.MOVIE_INDEX: tf.constant([0], tf.int64)})
+  model = model_lib.build_model(
+    len(users),
+    len(movies),
+    config_lib.PRESETS[preset],
+    movie_counts=np.ones(len(movies)),
+    global_mean=3.5,
+  )
+  model(
+    {
+      contracts.USER_INDEX: tf.constant([0], tf.int64),
+      contracts.MOVIE_INDEX: tf.constant([0], tf.int64),
+    }
+  )
   export_dir = os.path.join(directory, "core_model")
   export.export_core_model(model, VocabularyFiles(directory, users, movies), export_dir)
   return export_dir
 
 
-def build_serving_model(export_dir: str, num_users: int, num_movies: int,
-                        ratings_per_user: int = 200, index_type: str = "brute_force",
-                        top_k: int = 10, seed: int = 0) -> str:
+def build_serving_model(
+  export_dir: str,
+  num_users: int,
+  num_movies: int,
+  ratings_per_user: int = 200,
+  index_type: str = "brute_force",
+  top_k: int = 10,
+  seed: int = 0,
+) -> str:
   """Writes a serving model over a synthetic catalog to `export_dir`; returns it."""
   rng = np.random.default_rng(seed)
   users = [str(1_000_000 + i) for i in range(num_users)]
@@ -69,15 +84,21 @@ def build_serving_model(export_dir: str, num_users: int, num_movies: int,
   pairs = np.unique(user_index.astype(np.int64) * num_movies + movie_index)
   user_index, movie_index = pairs // num_movies, pairs % num_movies
   stats = serving_model.interactions_index(
-      user_index, movie_index, rng.integers(1, 6, pairs.size).astype(np.float32),
-      num_users=num_users, num_movies=num_movies)
+    user_index,
+    movie_index,
+    rng.integers(1, 6, pairs.size).astype(np.float32),
+    num_users=num_users,
+    num_movies=num_movies,
+  )
   index = serving_model.IndexData(
-      movie_ids=np.array(movies, dtype=object),
-      titles=np.array([f"Movie {m}" for m in movies], dtype=object),
-      years=rng.integers(1920, 2006, num_movies),
-      candidate_vectors=core.movie_vectors(tf.range(num_movies, dtype=tf.int64)).numpy(),
-      **stats)
-  model = serving_model.ServingModel(core, index, top_k=top_k, rating_min=1.0, rating_max=5.0,
-                                     index_type=index_type)
+    movie_ids=np.array(movies, dtype=object),
+    titles=np.array([f"Movie {m}" for m in movies], dtype=object),
+    years=rng.integers(1920, 2006, num_movies),
+    candidate_vectors=core.movie_vectors(tf.range(num_movies, dtype=tf.int64)).numpy(),
+    **stats,
+  )
+  model = serving_model.ServingModel(
+    core, index, top_k=top_k, rating_min=1.0, rating_max=5.0, index_type=index_type
+  )
   serving_model.save(model, export_dir)
   return export_dir

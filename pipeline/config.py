@@ -175,6 +175,18 @@ class PipelineConfig:
       settings = {"rating_min": scale["rating_min"], "rating_max": scale["rating_max"], **settings}
     return cls(data_dir=data_dir, **settings)
 
+  def validate(self) -> None:
+    """Fails now, with the setting's name, on what would otherwise fail inside a component."""
+    self.hparams  # noqa: B018  (builds and validates the preset with its overrides)
+    self.beam_args  # noqa: B018
+    for name, value, choices in (
+      ("index_type", self.index_type, contracts.INDEX_TYPES),
+      ("distribution_strategy", self.distribution_strategy, contracts.DISTRIBUTION_STRATEGIES),
+      ("retrieval_gate_metric", self.retrieval_gate_metric, contracts.RETRIEVAL_METRICS),
+    ):
+      if value not in choices:
+        raise ValueError(f"Unknown {name} {value!r}; choose one of {sorted(choices)}.")
+
   @property
   def beam_args(self) -> list[str]:
     return beam_pipeline_args(self.beam_runner, self.beam_extra_args)

@@ -19,7 +19,7 @@ import os
 PROJECT_PACKAGES = ("nfrec", "modules", "components", "pipeline")
 
 
-def _source_file(module: str) -> str | None:
+def source_file(module: str) -> str | None:
   """The file of a project module, or None when `module` names no file (e.g. a function).
 
   Found on disk from the top-level package's folder, without importing anything.
@@ -35,7 +35,7 @@ def _source_file(module: str) -> str | None:
   return None
 
 
-def _imported_modules(path: str, module: str) -> set[str]:
+def project_imports(path: str, module: str) -> set[str]:
   """Project modules named by the import statements of one source file."""
   with open(path, "rb") as f:
     tree = ast.parse(f.read(), filename=path)
@@ -62,7 +62,7 @@ def source_files(*entry_modules: str) -> dict[str, str]:
     module = pending.pop()
     if module in files:
       continue
-    path = _source_file(module)
+    path = source_file(module)
     if path is None:  # a function or class: its module counts
       if "." in module:
         pending.append(module.rpartition(".")[0])
@@ -70,7 +70,7 @@ def source_files(*entry_modules: str) -> dict[str, str]:
     files[module] = path
     # A module's parent packages run first (their __init__ counts too).
     parents = [module.rsplit(".", depth)[0] for depth in range(1, module.count(".") + 1)]
-    pending += parents + sorted(_imported_modules(path, module))
+    pending += parents + sorted(project_imports(path, module))
   return files
 
 

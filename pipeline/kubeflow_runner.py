@@ -34,8 +34,9 @@ def compile_pipeline(config: config_lib.PipelineConfig, image: str, output_file:
   """
   config = dataclasses.replace(config, schema_file=config.schema_file or IMAGE_SCHEMA_FILE)
   runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
-      config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=image),
-      output_filename=os.path.basename(output_file),
-      output_dir=os.path.dirname(os.path.abspath(output_file)))
+    config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=image),
+    output_filename=os.path.basename(output_file),
+    output_dir=os.path.dirname(os.path.abspath(output_file)),
+  )
   # No metadata connection: on Kubeflow the cluster's ML-Metadata is used.
   return runner.run(pipeline_lib.create_pipeline(config), write_out=True)

@@ -20,11 +20,15 @@ class DataError(ValueError):
 
 def check_input(config: config_lib.PipelineConfig) -> None:
   """Fails fast, before TFX starts, on a data folder the pipeline cannot read."""
-  for folder, what in ((config.ratings_dir, contracts.RATINGS_FOLDER),
-                       (config.movies_dir, contracts.MOVIES_FOLDER)):
+  for folder, what in (
+    (config.ratings_dir, contracts.RATINGS_FOLDER),
+    (config.movies_dir, contracts.MOVIES_FOLDER),
+  ):
     if not os.path.isdir(folder):
-      raise DataError(f"{folder}: missing {what} folder (a data folder holds ratings/ and "
-                      "movies/, each with CSV files; see `nfrec prepare`).")
+      raise DataError(
+        f"{folder}: missing {what} folder (a data folder holds ratings/ and "
+        "movies/, each with CSV files; see `nfrec prepare`)."
+      )
     files = [name for name in os.listdir(folder) if not name.startswith(".")]
     if not files:
       raise DataError(f"{folder}: no {what} CSV file in this folder.")
@@ -37,9 +41,10 @@ def check_input(config: config_lib.PipelineConfig) -> None:
 @dataclasses.dataclass(frozen=True)
 class LocalRun:
   """What a finished local run leaves for its reader (the run summary)."""
+
   config: config_lib.PipelineConfig  # as run: with the schema file it imported
-  metadata_config: object            # ML-Metadata connection (SQLite)
-  started_at: float                  # epoch seconds
+  metadata_config: object  # ML-Metadata connection (SQLite)
+  started_at: float  # epoch seconds
   wall_time_s: float
 
 
@@ -47,11 +52,15 @@ def run(config: config_lib.PipelineConfig) -> LocalRun:
   """Runs the pipeline to its end (or raises the failing component's error)."""
   check_input(config)
   os.makedirs(config.output_dir, exist_ok=True)
-  config = dataclasses.replace(config, schema_file=schema_lib.content_addressed_copy(
-      schema_lib.schema_for(config), os.path.join(config.output_dir, "schema")))
+  config = dataclasses.replace(
+    config,
+    schema_file=schema_lib.content_addressed_copy(
+      schema_lib.schema_for(config), os.path.join(config.output_dir, "schema")
+    ),
+  )
   metadata_config = tfx.orchestration.metadata.sqlite_metadata_connection_config(
-      config.metadata_sqlite)
+    config.metadata_sqlite
+  )
   started = time.time()
-  tfx.orchestration.LocalDagRunner().run(
-      pipeline_lib.create_pipeline(config, metadata_config))
+  tfx.orchestration.LocalDagRunner().run(pipeline_lib.create_pipeline(config, metadata_config))
   return LocalRun(config, metadata_config, started, time.time() - started)

@@ -33,130 +33,177 @@ PUSHER = "Pusher"
 
 def _split_config(eval_percent: int) -> example_gen_pb2.Output:
   """Deterministic hash split of the ratings, in buckets of 1 %."""
-  return tfx.proto.Output(split_config=tfx.proto.SplitConfig(splits=[
-      tfx.proto.SplitConfig.Split(name="train", hash_buckets=100 - eval_percent),
-      tfx.proto.SplitConfig.Split(name="eval", hash_buckets=eval_percent),
-  ]))
+  return tfx.proto.Output(
+    split_config=tfx.proto.SplitConfig(
+      splits=[
+        tfx.proto.SplitConfig.Split(name="train", hash_buckets=100 - eval_percent),
+        tfx.proto.SplitConfig.Split(name="eval", hash_buckets=eval_percent),
+      ]
+    )
+  )
 
 
 def eval_config(config: config_lib.PipelineConfig) -> tfma.EvalConfig:
   """RMSE and MAE of the rating signature; RMSE gates the push."""
   rmse_threshold = tfma.MetricThreshold(
-      value_threshold=tfma.GenericValueThreshold(upper_bound={"value": config.rmse_upper_bound}),
-      change_threshold=tfma.GenericChangeThreshold(
-          direction=tfma.MetricDirection.LOWER_IS_BETTER,
-          absolute={"value": config.rmse_change_tolerance}))
+    value_threshold=tfma.GenericValueThreshold(upper_bound={"value": config.rmse_upper_bound}),
+    change_threshold=tfma.GenericChangeThreshold(
+      direction=tfma.MetricDirection.LOWER_IS_BETTER,
+      absolute={"value": config.rmse_change_tolerance},
+    ),
+  )
   return tfma.EvalConfig(
-      model_specs=[tfma.ModelSpec(signature_name=contracts.SIGNATURE_EXAMPLES,
-                                  label_key=contracts.RATING,
-                                  prediction_key=contracts.OUTPUT_RATING)],
-      slicing_specs=[tfma.SlicingSpec()],
-      metrics_specs=[tfma.MetricsSpec(metrics=[
+    model_specs=[
+      tfma.ModelSpec(
+        signature_name=contracts.SIGNATURE_EXAMPLES,
+        label_key=contracts.RATING,
+        prediction_key=contracts.OUTPUT_RATING,
+      )
+    ],
+    slicing_specs=[tfma.SlicingSpec()],
+    metrics_specs=[
+      tfma.MetricsSpec(
+        metrics=[
           tfma.MetricConfig(class_name="RootMeanSquaredError", threshold=rmse_threshold),
           tfma.MetricConfig(class_name="MeanAbsoluteError"),
           tfma.MetricConfig(class_name="ExampleCount"),
-      ])])
+        ]
+      )
+    ],
+  )
 
 
 def create_components(config: config_lib.PipelineConfig) -> list:
   ratings_gen = tfx.components.CsvExampleGen(
-      input_base=config.ratings_dir,
-      output_config=_split_config(config.eval_split_percent)).with_id(RATINGS_GEN)
+    input_base=config.ratings_dir, output_config=_split_config(config.eval_split_percent)
+  ).with_id(RATINGS_GEN)
   movies_gen = tfx.components.CsvExampleGen(
-      input_base=config.movies_dir,
-      output_config=tfx.proto.Output(split_config=tfx.proto.SplitConfig(splits=[
-          tfx.proto.SplitConfig.Split(name="catalog", hash_buckets=1)]))).with_id(MOVIES_GEN)
+    input_base=config.movies_dir,
+    output_config=tfx.proto.Output(
+      split_config=tfx.proto.SplitConfig(
+        splits=[tfx.proto.SplitConfig.Split(name="catalog", hash_buckets=1)]
+      )
+    ),
+  ).with_id(MOVIES_GEN)
 
-  statistics_gen = tfx.components.StatisticsGen(
-      examples=ratings_gen.outputs["examples"]).with_id(STATISTICS_GEN)
+  statistics_gen = tfx.components.StatisticsGen(examples=ratings_gen.outputs["examples"]).with_id(
+    STATISTICS_GEN
+  )
   # The curated schema (pipeline/schema.py), not one inferred from each new batch of data.
-  schema_gen = tfx.components.ImportSchemaGen(
-      schema_file=schema_lib.schema_for(config)).with_id(SCHEMA_GEN)
+  schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_lib.schema_for(config)).with_id(
+    SCHEMA_GEN
+  )
   example_validator = tfx.components.ExampleValidator(
-      statistics=statistics_gen.outputs["statistics"],
-      schema=schema_gen.outputs["schema"]).with_id(EXAMPLE_VALIDATOR)
+    statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
+  ).with_id(EXAMPLE_VALIDATOR)
   data_gate = DataGate(
-      anomalies=example_validator.outputs["anomalies"],
-      code_version=code_fingerprint("components.data_gate.component")).with_id(DATA_GATE)
+    anomalies=example_validator.outputs["anomalies"],
+    code_version=code_fingerprint("components.data_gate.component"),
+  ).with_id(DATA_GATE)
 
   transform = tfx.components.Transform(
-      examples=ratings_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
-      preprocessing_fn=config_lib.PREPROCESSING_FN,
-      disable_statistics=True,  # StatisticsGen already describes the raw data.
-      custom_config={"code_version": code_fingerprint(config_lib.PREPROCESSING_FN)},
+    examples=ratings_gen.outputs["examples"],
+    schema=schema_gen.outputs["schema"],
+    preprocessing_fn=config_lib.PREPROCESSING_FN,
+    disable_statistics=True,  # StatisticsGen already describes the raw data.
+    custom_config={"code_version": code_fingerprint(config_lib.PREPROCESSING_FN)},
   ).with_id(TRANSFORM)
   transform.add_upstream_node(data_gate)  # no Transform, hence no model, on anomalous data
 
   trainer = tfx.components.Trainer(
-      run_fn=config_lib.RUN_FN,
-      examples=transform.outputs["transformed_examples"],
-      transform_graph=transform.outputs["transform_graph"],
-      schema=schema_gen.outputs["schema"],
-      # Steps are set by epochs in the hyperparameters; these only satisfy the API.
-      train_args=tfx.proto.TrainArgs(splits=["train"]),
-      eval_args=tfx.proto.EvalArgs(splits=["eval"]),
-      custom_config={"hparams": config.hparams.to_dict(), "preset": config.preset,
-                     "distribution_strategy": config.distribution_strategy,
-                     "code_version": code_fingerprint(config_lib.RUN_FN)},
+    run_fn=config_lib.RUN_FN,
+    examples=transform.outputs["transformed_examples"],
+    transform_graph=transform.outputs["transform_graph"],
+    schema=schema_gen.outputs["schema"],
+    # Steps are set by epochs in the hyperparameters; these only satisfy the API.
+    train_args=tfx.proto.TrainArgs(splits=["train"]),
+    eval_args=tfx.proto.EvalArgs(splits=["eval"]),
+    custom_config={
+      "hparams": config.hparams.to_dict(),
+      "preset": config.preset,
+      "distribution_strategy": config.distribution_strategy,
+      "code_version": code_fingerprint(config_lib.RUN_FN),
+    },
   ).with_id(TRAINER)
 
   builder = ServingModelBuilder(
-      model=trainer.outputs["model"],
-      transform_graph=transform.outputs["transform_graph"],
-      transformed_examples=transform.outputs["transformed_examples"],
-      movies=movies_gen.outputs["examples"],
-      top_k=config.top_k, rating_min=config.rating_min, rating_max=config.rating_max,
-      index_type=config.index_type, scann_candidates=config.scann_candidates,
-      code_version=code_fingerprint("components.serving_model_builder.component"),
+    model=trainer.outputs["model"],
+    transform_graph=transform.outputs["transform_graph"],
+    transformed_examples=transform.outputs["transformed_examples"],
+    movies=movies_gen.outputs["examples"],
+    top_k=config.top_k,
+    rating_min=config.rating_min,
+    rating_max=config.rating_max,
+    index_type=config.index_type,
+    scann_candidates=config.scann_candidates,
+    code_version=code_fingerprint("components.serving_model_builder.component"),
   ).with_id(SERVING_MODEL_BUILDER)
 
   # The baseline for the change thresholds: the last model that passed the whole
   # gate (blessed by RetrievalEvaluator, not only by TFMA's rating gate).
   baseline_model = tfx.dsl.Resolver(
-      strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-      model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-      model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing,
-                                     producer_component_id=RETRIEVAL_EVALUATOR,
-                                     output_key="blessing"),
+    strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+    model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+    model_blessing=tfx.dsl.Channel(
+      type=tfx.types.standard_artifacts.ModelBlessing,
+      producer_component_id=RETRIEVAL_EVALUATOR,
+      output_key="blessing",
+    ),
   ).with_id(BASELINE_RESOLVER)
 
   evaluator = tfx.components.Evaluator(
-      examples=ratings_gen.outputs["examples"],
-      model=builder.outputs["serving_model"],
-      baseline_model=baseline_model.outputs["model"],
-      example_splits=["eval"],
-      eval_config=eval_config(config)).with_id(EVALUATOR)
+    examples=ratings_gen.outputs["examples"],
+    model=builder.outputs["serving_model"],
+    baseline_model=baseline_model.outputs["model"],
+    example_splits=["eval"],
+    eval_config=eval_config(config),
+  ).with_id(EVALUATOR)
 
   retrieval_evaluator = RetrievalEvaluator(
-      serving_model=builder.outputs["serving_model"],
-      transformed_examples=transform.outputs["transformed_examples"],
-      transform_graph=transform.outputs["transform_graph"],
-      rating_blessing=evaluator.outputs["blessing"],
-      baseline_model=baseline_model.outputs["model"],
-      gate_metric=config.retrieval_gate_metric,
-      min_ratio_to_popular=config.retrieval_min_ratio_to_popular,
-      change_tolerance=config.retrieval_change_tolerance,
-      code_version=code_fingerprint("components.retrieval_evaluator.component"),
+    serving_model=builder.outputs["serving_model"],
+    transformed_examples=transform.outputs["transformed_examples"],
+    transform_graph=transform.outputs["transform_graph"],
+    rating_blessing=evaluator.outputs["blessing"],
+    baseline_model=baseline_model.outputs["model"],
+    gate_metric=config.retrieval_gate_metric,
+    min_ratio_to_popular=config.retrieval_min_ratio_to_popular,
+    change_tolerance=config.retrieval_change_tolerance,
+    code_version=code_fingerprint("components.retrieval_evaluator.component"),
   ).with_id(RETRIEVAL_EVALUATOR)
 
   pusher = AtomicPusher(
-      model=builder.outputs["serving_model"],
-      model_blessing=retrieval_evaluator.outputs["blessing"],
-      push_destination=tfx.proto.PushDestination(
-          filesystem=tfx.proto.PushDestination.Filesystem(
-              base_directory=config.serving_model_dir))).with_id(PUSHER)
+    model=builder.outputs["serving_model"],
+    model_blessing=retrieval_evaluator.outputs["blessing"],
+    push_destination=tfx.proto.PushDestination(
+      filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.serving_model_dir)
+    ),
+  ).with_id(PUSHER)
 
-  return [ratings_gen, movies_gen, statistics_gen, schema_gen, example_validator, data_gate,
-          transform,
-          trainer, builder, baseline_model, evaluator, retrieval_evaluator, pusher]
+  return [
+    ratings_gen,
+    movies_gen,
+    statistics_gen,
+    schema_gen,
+    example_validator,
+    data_gate,
+    transform,
+    trainer,
+    builder,
+    baseline_model,
+    evaluator,
+    retrieval_evaluator,
+    pusher,
+  ]
 
 
-def create_pipeline(config: config_lib.PipelineConfig,
-                    metadata_connection_config=None) -> tfx.dsl.Pipeline:
+def create_pipeline(
+  config: config_lib.PipelineConfig, metadata_connection_config=None
+) -> tfx.dsl.Pipeline:
   return tfx.dsl.Pipeline(
-      pipeline_name=config.pipeline_name,
-      pipeline_root=config.pipeline_root,
-      components=create_components(config),
-      enable_cache=config.enable_cache,
-      metadata_connection_config=metadata_connection_config,
-      beam_pipeline_args=config.beam_args)
+    pipeline_name=config.pipeline_name,
+    pipeline_root=config.pipeline_root,
+    components=create_components(config),
+    enable_cache=config.enable_cache,
+    metadata_connection_config=metadata_connection_config,
+    beam_pipeline_args=config.beam_args,
+  )

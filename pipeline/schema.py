@@ -34,13 +34,15 @@ def _required(schema: schema_pb2.Schema, name: str, kind) -> schema_pb2.Feature:
   return feature
 
 
-def ratings_schema(rating_min: float = 1.0, rating_max: float = 5.0, integer_ratings: bool = True,
-                   string_columns=()) -> schema_pb2.Schema:
+def ratings_schema(
+  rating_min: float = 1.0, rating_max: float = 5.0, integer_ratings: bool = True, string_columns=()
+) -> schema_pb2.Schema:
   schema = schema_pb2.Schema()
   for name in (contracts.USER_ID, contracts.MOVIE_ID):
     _required(schema, name, schema_pb2.INT).int_domain.min = 0
-  rating = _required(schema, contracts.RATING,
-                     schema_pb2.INT if integer_ratings else schema_pb2.FLOAT)
+  rating = _required(
+    schema, contracts.RATING, schema_pb2.INT if integer_ratings else schema_pb2.FLOAT
+  )
   if integer_ratings:
     rating.int_domain.min, rating.int_domain.max = int(rating_min), int(rating_max)
   else:

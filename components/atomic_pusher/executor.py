@@ -48,8 +48,11 @@ def push_atomically(model_path: str, base_directory: str) -> tuple[str, bool]:
   """
   newest = contracts.latest_version(base_directory)
   fingerprint = model_fingerprint(model_path)
-  if newest and fingerprint and fingerprint == model_fingerprint(
-      os.path.join(base_directory, newest)):
+  if (
+    newest
+    and fingerprint
+    and fingerprint == model_fingerprint(os.path.join(base_directory, newest))
+  ):
     return os.path.join(base_directory, newest), False
   version = str(max(int(time.time()), int(newest or 0) + 1))
   os.makedirs(base_directory, exist_ok=True)
@@ -67,22 +70,29 @@ def push_atomically(model_path: str, base_directory: str) -> tuple[str, bool]:
 class Executor(pusher_executor.Executor):
   """Stock Pusher semantics (blessing check, archive copy), atomic local push."""
 
-  def Do(self, input_dict: dict[str, list[types.Artifact]],
-         output_dict: dict[str, list[types.Artifact]], exec_properties: dict[str, Any]) -> None:
+  def Do(
+    self,
+    input_dict: dict[str, list[types.Artifact]],
+    output_dict: dict[str, list[types.Artifact]],
+    exec_properties: dict[str, Any],
+  ) -> None:
     self._log_startup(input_dict, output_dict, exec_properties)
     model_push = artifact_utils.get_single_instance(
-        output_dict[standard_component_specs.PUSHED_MODEL_KEY])
+      output_dict[standard_component_specs.PUSHED_MODEL_KEY]
+    )
     if not self.CheckBlessing(input_dict):
       self._MarkNotPushed(model_push)
       return
     push_destination = pusher_pb2.PushDestination()
     proto_utils.json_to_proto(
-        exec_properties[standard_component_specs.PUSH_DESTINATION_KEY], push_destination)
+      exec_properties[standard_component_specs.PUSH_DESTINATION_KEY], push_destination
+    )
     base_directory = push_destination.filesystem.base_directory
     if "://" in base_directory:  # An object store: no atomic rename there.
       super().Do(input_dict, output_dict, exec_properties)
       return
     destination, copied = push_atomically(self.GetModelPath(input_dict), base_directory)
     logging.info("Model %s %s.", "pushed to" if copied else "already served as", destination)
-    self._MarkPushed(model_push, pushed_destination=destination,
-                     pushed_version=os.path.basename(destination))
+    self._MarkPushed(
+      model_push, pushed_destination=destination, pushed_version=os.path.basename(destination)
+    )

@@ -14,10 +14,15 @@ from components.data_gate import gate
 
 
 @tfx.dsl.components.component
-def DataGate(anomalies: tfx.dsl.components.InputArtifact[standard_artifacts.ExampleAnomalies],
-             code_version: tfx.dsl.components.Parameter[str]) -> None:
+def DataGate(
+  anomalies: tfx.dsl.components.InputArtifact[standard_artifacts.ExampleAnomalies],
+  code_version: tfx.dsl.components.Parameter[str],
+) -> None:
   del code_version  # Only there for the cache key (pipeline/fingerprint.py).
-  found = {split: gate.read_anomalies(
-      os.path.join(artifact_utils.get_split_uri([anomalies], split), gate.ANOMALIES_FILE))
-      for split in artifact_utils.decode_split_names(anomalies.split_names)}
+  found = {
+    split: gate.read_anomalies(
+      os.path.join(artifact_utils.get_split_uri([anomalies], split), gate.ANOMALIES_FILE)
+    )
+    for split in artifact_utils.decode_split_names(anomalies.split_names)
+  }
   gate.check(found)

@@ -13,7 +13,7 @@ class DataValidationError(ValueError):
 
 
 def read_anomalies(path: str) -> list[str]:
-  """"feature: description" of each anomaly in an ExampleValidator SchemaDiff.pb."""
+  """ "feature: description" of each anomaly in an ExampleValidator SchemaDiff.pb."""
   report = anomalies_pb2.Anomalies()
   with tf.io.gfile.GFile(path, "rb") as f:
     report.ParseFromString(f.read())
@@ -24,8 +24,12 @@ def read_anomalies(path: str) -> list[str]:
 
 
 def check(anomalies_by_split: dict[str, list[str]]) -> None:
-  problems = [f"{split} split: {item}" for split, items in sorted(anomalies_by_split.items())
-              for item in items]
+  problems = [
+    f"{split} split: {item}"
+    for split, items in sorted(anomalies_by_split.items())
+    for item in items
+  ]
   if problems:
     raise DataValidationError(
-        "data validation failed, nothing was trained or pushed: " + "; ".join(problems))
+      "data validation failed, nothing was trained or pushed: " + "; ".join(problems)
+    )

@@ -21,29 +21,34 @@ from components.retrieval_evaluator import evaluation
 
 @tfx.dsl.components.component
 def RetrievalEvaluator(
-    serving_model: tfx.dsl.components.InputArtifact[standard_artifacts.Model],
-    transformed_examples: tfx.dsl.components.InputArtifact[standard_artifacts.Examples],
-    transform_graph: tfx.dsl.components.InputArtifact[standard_artifacts.TransformGraph],
-    rating_blessing: tfx.dsl.components.InputArtifact[standard_artifacts.ModelBlessing],
-    evaluation_output: tfx.dsl.components.OutputArtifact[standard_artifacts.ModelEvaluation],
-    blessing: tfx.dsl.components.OutputArtifact[standard_artifacts.ModelBlessing],
-    gate_metric: tfx.dsl.components.Parameter[str],
-    min_ratio_to_popular: tfx.dsl.components.Parameter[float],
-    change_tolerance: tfx.dsl.components.Parameter[float],
-    code_version: tfx.dsl.components.Parameter[str],
-    # Optional: absent until a model has been blessed once.
-    baseline_model: tfx.dsl.components.InputArtifact[standard_artifacts.Model] = None,
+  serving_model: tfx.dsl.components.InputArtifact[standard_artifacts.Model],
+  transformed_examples: tfx.dsl.components.InputArtifact[standard_artifacts.Examples],
+  transform_graph: tfx.dsl.components.InputArtifact[standard_artifacts.TransformGraph],
+  rating_blessing: tfx.dsl.components.InputArtifact[standard_artifacts.ModelBlessing],
+  evaluation_output: tfx.dsl.components.OutputArtifact[standard_artifacts.ModelEvaluation],
+  blessing: tfx.dsl.components.OutputArtifact[standard_artifacts.ModelBlessing],
+  gate_metric: tfx.dsl.components.Parameter[str],
+  min_ratio_to_popular: tfx.dsl.components.Parameter[float],
+  change_tolerance: tfx.dsl.components.Parameter[float],
+  code_version: tfx.dsl.components.Parameter[str],
+  # Optional: absent until a model has been blessed once.
+  baseline_model: tfx.dsl.components.InputArtifact[standard_artifacts.Model] = None,
 ) -> None:
   del code_version  # Only there for the cache key (pipeline/fingerprint.py).
   report = evaluation.evaluate_artifacts(
-      serving_model_uri=serving_model.uri, transformed_examples=transformed_examples,
-      transform_graph_uri=transform_graph.uri,
-      baseline_model_uri=baseline_model.uri if baseline_model else None,
-      output_uri=evaluation_output.uri)
+    serving_model_uri=serving_model.uri,
+    transformed_examples=transformed_examples,
+    transform_graph_uri=transform_graph.uri,
+    baseline_model_uri=baseline_model.uri if baseline_model else None,
+    output_uri=evaluation_output.uri,
+  )
   blessed, reasons = evaluation.gate(
-      report, rating_blessed=rating_blessing.get_int_custom_property("blessed") == 1,
-      metric=gate_metric, min_ratio_to_popular=min_ratio_to_popular,
-      change_tolerance=change_tolerance)
+    report,
+    rating_blessed=rating_blessing.get_int_custom_property("blessed") == 1,
+    metric=gate_metric,
+    min_ratio_to_popular=min_ratio_to_popular,
+    change_tolerance=change_tolerance,
+  )
   evaluation.write_blessing(blessing.uri, blessed, reasons)
   # The properties the Pusher and LatestBlessedModelStrategy read (as TFMA's Evaluator sets them).
   blessing.set_int_custom_property("blessed", int(blessed))

@@ -35,10 +35,15 @@ def vocabulary_ids(model, model_dir: str) -> tuple[np.ndarray, np.ndarray]:
 def predict_ratings(model, user_ids: np.ndarray, movie_ids: np.ndarray) -> np.ndarray:
   """Through the `predict_rating` signature: what TF Serving (and TFMA) computes."""
   predict = model.signatures[contracts.SIGNATURE_PREDICT_RATING]
-  out = [predict(**{
-      contracts.INPUT_USER_ID: tf.constant(user_ids[i:i + PREDICT_BATCH].tolist(), tf.string),
-      contracts.INPUT_MOVIE_ID: tf.constant(movie_ids[i:i + PREDICT_BATCH].tolist(), tf.string),
-  })[contracts.OUTPUT_RATING].numpy() for i in range(0, len(user_ids), PREDICT_BATCH)]
+  out = [
+    predict(
+      **{
+        contracts.INPUT_USER_ID: tf.constant(user_ids[i : i + PREDICT_BATCH].tolist(), tf.string),
+        contracts.INPUT_MOVIE_ID: tf.constant(movie_ids[i : i + PREDICT_BATCH].tolist(), tf.string),
+      }
+    )[contracts.OUTPUT_RATING].numpy()
+    for i in range(0, len(user_ids), PREDICT_BATCH)
+  ]
   return np.concatenate(out) if out else np.zeros(0, np.float32)
 
 
@@ -58,21 +63,32 @@ def evaluate(model, model_dir: str, train: tuple, eval_: tuple, baseline_model=N
   predictions = predict_ratings(model, raw_users, raw_movies)
   user_train_counts = np.bincount(train[0], minlength=num_users + 1)
   report = {
-      "model": dict(
-          metrics_lib.retrieval_metrics(ranker, eval_user, eval_movie, eval_rating),
-          **{contracts.RMSE: float(np.sqrt(np.mean((predictions - eval_rating) ** 2))),
-             contracts.MAE: float(np.mean(np.abs(predictions - eval_rating)))},
-          rmse_by_activity=metrics_lib.rmse_by_activity(
-              predictions, eval_rating, user_train_counts[np.minimum(eval_user, num_users)])),
-      "most_popular": metrics_lib.retrieval_metrics(
-          metrics_lib.popularity_ranker(np.bincount(train[1][train[1] < num_movies],
-                                                    minlength=num_movies), ranker),
-          eval_user, eval_movie, eval_rating),
-      "rating_baselines": metrics_lib.rating_baselines(train, eval_, num_users, num_movies),
-      "rating_counts": {
-          split: {f"{value:g}": int(count) for value, count in
-                  zip(*np.unique(ratings, return_counts=True))}
-          for split, ratings in (("train", train[2]), ("eval", eval_rating))},
+    "model": dict(
+      metrics_lib.retrieval_metrics(ranker, eval_user, eval_movie, eval_rating),
+      **{
+        contracts.RMSE: float(np.sqrt(np.mean((predictions - eval_rating) ** 2))),
+        contracts.MAE: float(np.mean(np.abs(predictions - eval_rating))),
+      },
+      rmse_by_activity=metrics_lib.rmse_by_activity(
+        predictions, eval_rating, user_train_counts[np.minimum(eval_user, num_users)]
+      ),
+    ),
+    "most_popular": metrics_lib.retrieval_metrics(
+      metrics_lib.popularity_ranker(
+        np.bincount(train[1][train[1] < num_movies], minlength=num_movies), ranker
+      ),
+      eval_user,
+      eval_movie,
+      eval_rating,
+    ),
+    "rating_baselines": metrics_lib.rating_baselines(train, eval_, num_users, num_movies),
+    "rating_counts": {
+      split: {
+        f"{value:g}": int(count)
+        for value, count in zip(*np.unique(ratings, return_counts=True), strict=True)
+      }
+      for split, ratings in (("train", train[2]), ("eval", eval_rating))
+    },
   }
   if baseline_model is not None:
     # The last blessed model has its own vocabulary: map the eval pairs through raw ids.
@@ -80,12 +96,18 @@ def evaluate(model, model_dir: str, train: tuple, eval_: tuple, baseline_model=N
     baseline_users = baseline_model.core.user_index(tf.constant(raw_users.tolist())).numpy()
     baseline_movies = baseline_model.core.movie_index(tf.constant(raw_movies.tolist())).numpy()
     report["baseline_model"] = metrics_lib.retrieval_metrics(
-        baseline_ranker, baseline_users, baseline_movies, eval_rating)
+      baseline_ranker, baseline_users, baseline_movies, eval_rating
+    )
   return report
 
 
-def evaluate_artifacts(serving_model_uri: str, transformed_examples, transform_graph_uri: str,
-                       output_uri: str, baseline_model_uri: str | None = None) -> dict:
+def evaluate_artifacts(
+  serving_model_uri: str,
+  transformed_examples,
+  transform_graph_uri: str,
+  output_uri: str,
+  baseline_model_uri: str | None = None,
+) -> dict:
   model_dir = path_utils.serving_model_path(serving_model_uri)
   model = load_serving_model(serving_model_uri)
   baseline = load_serving_model(baseline_model_uri) if baseline_model_uri else None
@@ -99,8 +121,13 @@ def evaluate_artifacts(serving_model_uri: str, transformed_examples, transform_g
   return report
 
 
-def gate(report: dict, rating_blessed: bool, metric: str, min_ratio_to_popular: float,
-         change_tolerance: float) -> tuple[bool, list[str]]:
+def gate(
+  report: dict,
+  rating_blessed: bool,
+  metric: str,
+  min_ratio_to_popular: float,
+  change_tolerance: float,
+) -> tuple[bool, list[str]]:
   """(blessed, reasons it is not)."""
   reasons = []
   if not rating_blessed:
@@ -108,12 +135,16 @@ def gate(report: dict, rating_blessed: bool, metric: str, min_ratio_to_popular: 
   value = report["model"][metric]
   popular = report["most_popular"][metric]
   if value < popular * min_ratio_to_popular:
-    reasons.append(f"{metric} {value:.4f} is below the most-popular baseline's {popular:.4f}"
-                   + (f" x {min_ratio_to_popular:g}" if min_ratio_to_popular != 1 else ""))
+    reasons.append(
+      f"{metric} {value:.4f} is below the most-popular baseline's {popular:.4f}"
+      + (f" x {min_ratio_to_popular:g}" if min_ratio_to_popular != 1 else "")
+    )
   baseline = report.get("baseline_model")
   if baseline and value < baseline[metric] - change_tolerance:
-    reasons.append(f"{metric} {value:.4f} is worse than the last blessed model's "
-                   f"{baseline[metric]:.4f} by more than {change_tolerance:g}")
+    reasons.append(
+      f"{metric} {value:.4f} is worse than the last blessed model's "
+      f"{baseline[metric]:.4f} by more than {change_tolerance:g}"
+    )
   return not reasons, reasons
 
 

@@ -1,4 +1,4 @@
-"""Retrieval metrics and baselines (DESIGN.md "Metrics"), as plain numpy/TF functions.
+"""Retrieval metrics and baselines (docs/metrics.md), as plain numpy/TF functions.
 
 A `Ranker` scores every movie of its catalog for a batch of users; the model
 (a loaded serving model) and the most-popular baseline are both rankers, so
@@ -15,7 +15,7 @@ they are measured by the same code on the same eval pairs.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import tensorflow as tf
@@ -30,10 +30,11 @@ USERS_PER_CHUNK = 512
 @dataclasses.dataclass
 class Ranker:
   """Scores [users, movies] for vocabulary-indexed users; `rated_*` is what it excludes."""
+
   num_users: int
   num_movies: int
-  rated_row_splits: np.ndarray   # [num_users + 1]
-  rated_movies: np.ndarray       # movie indices, one ragged row per user
+  rated_row_splits: np.ndarray  # [num_users + 1]
+  rated_movies: np.ndarray  # movie indices, one ragged row per user
   scores: Callable[[np.ndarray], np.ndarray]
 
 
@@ -46,8 +47,13 @@ def serving_model_ranker(model) -> Ranker:
     return tf.matmul(queries, candidates, transpose_b=True).numpy()
 
   splits = model.rated_row_splits.numpy()
-  return Ranker(num_users=len(splits) - 1, num_movies=int(candidates.shape[0]),
-                rated_row_splits=splits, rated_movies=model.rated_movies.numpy(), scores=scores)
+  return Ranker(
+    num_users=len(splits) - 1,
+    num_movies=int(candidates.shape[0]),
+    rated_row_splits=splits,
+    rated_movies=model.rated_movies.numpy(),
+    scores=scores,
+  )
 
 
 def popularity_ranker(movie_counts: np.ndarray, like: Ranker) -> Ranker:
@@ -56,8 +62,14 @@ def popularity_ranker(movie_counts: np.ndarray, like: Ranker) -> Ranker:
   return dataclasses.replace(like, scores=lambda user_index: np.tile(counts, (len(user_index), 1)))
 
 
-def retrieval_metrics(ranker: Ranker, user_index: np.ndarray, movie_index: np.ndarray,
-                      rating: np.ndarray, ks=contracts.RETRIEVAL_KS, curve_ks=CURVE_KS) -> dict:
+def retrieval_metrics(
+  ranker: Ranker,
+  user_index: np.ndarray,
+  movie_index: np.ndarray,
+  rating: np.ndarray,
+  ks=contracts.RETRIEVAL_KS,
+  curve_ks=CURVE_KS,
+) -> dict:
   """Metrics of `ranker` on eval pairs given in its own index space.
 
   Users it does not know (index >= num_users) are left out and counted; a movie
@@ -77,7 +89,7 @@ def retrieval_metrics(ranker: Ranker, user_index: np.ndarray, movie_index: np.nd
   users, starts = np.unique(user_index, return_index=True)
   ends = np.append(starts[1:], len(user_index))
   for chunk in range(0, len(users), USERS_PER_CHUNK):
-    chunk_users = users[chunk:chunk + USERS_PER_CHUNK]
+    chunk_users = users[chunk : chunk + USERS_PER_CHUNK]
     scores = ranker.scores(chunk_users)
     for row, user in enumerate(chunk_users):
       pairs = slice(starts[chunk + row], ends[chunk + row])
@@ -86,9 +98,11 @@ def retrieval_metrics(ranker: Ranker, user_index: np.ndarray, movie_index: np.nd
       in_catalog = movies < ranker.num_movies
       true_scores = user_scores[np.where(in_catalog, movies, 0)]
       ascending = np.sort(user_scores)
-      ranks = np.where(in_catalog,
-                       len(ascending) - np.searchsorted(ascending, true_scores, side="right"),
-                       ranker.num_movies)
+      ranks = np.where(
+        in_catalog,
+        len(ascending) - np.searchsorted(ascending, true_scores, side="right"),
+        ranker.num_movies,
+      )
       for k in ks:
         hits[k] += int((ranks < k).sum())
       relevant = set(movies[rating[pairs] >= RELEVANT_RATING].tolist())
@@ -96,32 +110,43 @@ def retrieval_metrics(ranker: Ranker, user_index: np.ndarray, movie_index: np.nd
         continue
       # Filtered: the user's training movies cannot be recommended.
       filtered = user_scores.copy()
-      filtered[ranker.rated_movies[ranker.rated_row_splits[user]:
-                                   ranker.rated_row_splits[user + 1]]] = -np.inf
+      filtered[
+        ranker.rated_movies[ranker.rated_row_splits[user] : ranker.rated_row_splits[user + 1]]
+      ] = -np.inf
       top = np.argpartition(-filtered, max_k - 1)[:max_k]
       top = top[np.argsort(-filtered[top], kind="stable")]
       is_hit = np.fromiter((movie in relevant for movie in top.tolist()), bool, len(top))
       for k in all_ks:
         recall[k].append(is_hit[:k].sum() / len(relevant))
       for k in ks:
-        ideal = discounts[:min(len(relevant), k)].sum()
+        ideal = discounts[: min(len(relevant), k)].sum()
         ndcg[k].append((is_hit[:k] * discounts[:k]).sum() / ideal)
   pairs_count = len(user_index)
-  metrics = {contracts.top_k_accuracy(k): hits[k] / pairs_count if pairs_count else 0.0
-             for k in ks}
-  metrics.update({contracts.recall_at(k): float(np.mean(recall[k])) if recall[k] else 0.0
-                  for k in ks})
+  metrics = {contracts.top_k_accuracy(k): hits[k] / pairs_count if pairs_count else 0.0 for k in ks}
+  metrics.update(
+    {contracts.recall_at(k): float(np.mean(recall[k])) if recall[k] else 0.0 for k in ks}
+  )
   metrics.update({contracts.ndcg_at(k): float(np.mean(ndcg[k])) if ndcg[k] else 0.0 for k in ks})
-  metrics["recall_curve"] = {str(k): float(np.mean(recall[k])) if recall[k] else 0.0
-                             for k in all_ks}
-  metrics.update(eval_pairs=int(pairs_count), unknown_user_pairs=int((~known).sum()),
-                 users_with_relevant=len(recall[all_ks[0]]))
+  metrics["recall_curve"] = {
+    str(k): float(np.mean(recall[k])) if recall[k] else 0.0 for k in all_ks
+  }
+  metrics.update(
+    eval_pairs=int(pairs_count),
+    unknown_user_pairs=int((~known).sum()),
+    users_with_relevant=len(recall[all_ks[0]]),
+  )
   return metrics
 
 
-def rating_baselines(train: tuple, eval_: tuple, num_users: int, num_movies: int,
-                     iterations: int = 10, user_damping: float = 10.0,
-                     movie_damping: float = 25.0) -> dict:
+def rating_baselines(
+  train: tuple,
+  eval_: tuple,
+  num_users: int,
+  num_movies: int,
+  iterations: int = 10,
+  user_damping: float = 10.0,
+  movie_damping: float = 25.0,
+) -> dict:
   """RMSE/MAE of the global mean and of a damped user + movie bias model.
 
   The bias model (Koren 2010, alternating damped means) is what Surprise's
@@ -134,29 +159,47 @@ def rating_baselines(train: tuple, eval_: tuple, num_users: int, num_movies: int
   user_counts = np.bincount(user, minlength=num_users + 1) + user_damping
   movie_counts = np.bincount(movie, minlength=num_movies + 1) + movie_damping
   for _ in range(iterations):
-    movie_bias = np.bincount(movie, weights=rating - mean - user_bias[user],
-                             minlength=num_movies + 1) / movie_counts
-    user_bias = np.bincount(user, weights=rating - mean - movie_bias[movie],
-                            minlength=num_users + 1) / user_counts
+    movie_bias = (
+      np.bincount(movie, weights=rating - mean - user_bias[user], minlength=num_movies + 1)
+      / movie_counts
+    )
+    user_bias = (
+      np.bincount(user, weights=rating - mean - movie_bias[movie], minlength=num_users + 1)
+      / user_counts
+    )
   eval_user = np.minimum(eval_user, num_users)
   eval_movie = np.minimum(eval_movie, num_movies)
-  predictions = {"global_mean": np.full(len(eval_rating), mean),
-                 "user_movie_bias": mean + user_bias[eval_user] + movie_bias[eval_movie]}
-  return {name: {contracts.RMSE: float(np.sqrt(np.mean((p - eval_rating) ** 2))),
-                 contracts.MAE: float(np.mean(np.abs(p - eval_rating)))}
-          for name, p in predictions.items()}
+  predictions = {
+    "global_mean": np.full(len(eval_rating), mean),
+    "user_movie_bias": mean + user_bias[eval_user] + movie_bias[eval_movie],
+  }
+  return {
+    name: {
+      contracts.RMSE: float(np.sqrt(np.mean((p - eval_rating) ** 2))),
+      contracts.MAE: float(np.mean(np.abs(p - eval_rating))),
+    }
+    for name, p in predictions.items()
+  }
 
 
-def rmse_by_activity(predictions: np.ndarray, labels: np.ndarray, user_train_counts: np.ndarray,
-                     edges=(1, 5, 20, 50, 200)) -> list[dict]:
+def rmse_by_activity(
+  predictions: np.ndarray,
+  labels: np.ndarray,
+  user_train_counts: np.ndarray,
+  edges=(1, 5, 20, 50, 200),
+) -> list[dict]:
   """RMSE of eval pairs bucketed by how many training ratings their user has."""
   buckets = []
   bounds = list(edges) + [np.inf]
-  for low, high in zip([0] + list(edges), bounds):
+  for low, high in zip([0] + list(edges), bounds, strict=True):
     mask = (user_train_counts >= low) & (user_train_counts < high)
     if mask.any():
       errors = predictions[mask] - labels[mask]
-      buckets.append({"training_ratings": f"{low}-{int(high) - 1}" if high != np.inf else f"{low}+",
-                      "eval_pairs": int(mask.sum()),
-                      contracts.RMSE: float(np.sqrt(np.mean(errors ** 2)))})
+      buckets.append(
+        {
+          "training_ratings": f"{low}-{int(high) - 1}" if high != np.inf else f"{low}+",
+          "eval_pairs": int(mask.sum()),
+          contracts.RMSE: float(np.sqrt(np.mean(errors**2))),
+        }
+      )
   return buckets

@@ -16,17 +16,17 @@ from components.serving_model_builder import builder
 
 @tfx.dsl.components.component
 def ServingModelBuilder(
-    model: tfx.dsl.components.InputArtifact[standard_artifacts.Model],
-    transform_graph: tfx.dsl.components.InputArtifact[standard_artifacts.TransformGraph],
-    transformed_examples: tfx.dsl.components.InputArtifact[standard_artifacts.Examples],
-    movies: tfx.dsl.components.InputArtifact[standard_artifacts.Examples],
-    serving_model: tfx.dsl.components.OutputArtifact[standard_artifacts.Model],
-    top_k: tfx.dsl.components.Parameter[int],
-    rating_min: tfx.dsl.components.Parameter[float],
-    rating_max: tfx.dsl.components.Parameter[float],
-    index_type: tfx.dsl.components.Parameter[str],
-    scann_candidates: tfx.dsl.components.Parameter[int],
-    code_version: tfx.dsl.components.Parameter[str],
+  model: tfx.dsl.components.InputArtifact[standard_artifacts.Model],
+  transform_graph: tfx.dsl.components.InputArtifact[standard_artifacts.TransformGraph],
+  transformed_examples: tfx.dsl.components.InputArtifact[standard_artifacts.Examples],
+  movies: tfx.dsl.components.InputArtifact[standard_artifacts.Examples],
+  serving_model: tfx.dsl.components.OutputArtifact[standard_artifacts.Model],
+  top_k: tfx.dsl.components.Parameter[int],
+  rating_min: tfx.dsl.components.Parameter[float],
+  rating_max: tfx.dsl.components.Parameter[float],
+  index_type: tfx.dsl.components.Parameter[str],
+  scann_candidates: tfx.dsl.components.Parameter[int],
+  code_version: tfx.dsl.components.Parameter[str],
 ) -> None:
   """Writes the serving SavedModel to `<serving_model.uri>/Format-Serving`.
 
@@ -35,9 +35,16 @@ def ServingModelBuilder(
   """
   del code_version  # Only there for the cache key (pipeline/fingerprint.py).
   report = builder.build_from_artifacts(
-      model_uri=model.uri, transform_graph_uri=transform_graph.uri,
-      transformed_examples=transformed_examples, movies=movies,
-      output_uri=serving_model.uri, top_k=top_k, rating_min=rating_min, rating_max=rating_max,
-      index_type=index_type, scann_candidates=scann_candidates)
+    model_uri=model.uri,
+    transform_graph_uri=transform_graph.uri,
+    transformed_examples=transformed_examples,
+    movies=movies,
+    output_uri=serving_model.uri,
+    top_k=top_k,
+    rating_min=rating_min,
+    rating_max=rating_max,
+    index_type=index_type,
+    scann_candidates=scann_candidates,
+  )
   for name, value in report.items():
     serving_model.set_int_custom_property(name, int(value))

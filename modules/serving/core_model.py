@@ -78,4 +78,6 @@ class CoreModel(tf.Module):
 
 
 def save(core: CoreModel, export_dir: str) -> None:
-  tf.saved_model.save(core, export_dir, signatures={contracts.SIGNATURE_DEFAULT: core.rate_examples})
+  tf.saved_model.save(
+    core, export_dir, signatures={contracts.SIGNATURE_DEFAULT: core.rate_examples}
+  )

@@ -59,7 +59,8 @@ class HParams:
       problems.append(f"optimizer {self.optimizer!r} is not one of {OPTIMIZERS}")
     if self.retrieval_loss_reduction not in LOSS_REDUCTIONS:
       problems.append(
-        f"retrieval_loss_reduction {self.retrieval_loss_reduction!r} is not one of {LOSS_REDUCTIONS}"
+        f"retrieval_loss_reduction {self.retrieval_loss_reduction!r} "
+        f"is not one of {LOSS_REDUCTIONS}"
       )
     for name in ("embedding_dim", "batch_size", "steps_per_execution"):
       if getattr(self, name) < 1:
@@ -77,7 +78,9 @@ class HParams:
     """From a JSON-like dict (the Trainer's custom_config): every knob, nothing else."""
     names = {field.name for field in dataclasses.fields(cls)}
     unknown, missing = sorted(set(values) - names), sorted(names - set(values))
-    parts = ([f"unknown {unknown}"] if unknown else []) + ([f"missing {missing}"] if missing else [])
+    parts = ([f"unknown {unknown}"] if unknown else []) + (
+      [f"missing {missing}"] if missing else []
+    )
     if parts:
       raise ValueError("Hyperparameters do not match the model's: " + "; ".join(parts) + ".")
     return cls(**{**values, "rating_hidden_units": tuple(values["rating_hidden_units"])})

@@ -18,8 +18,8 @@ from nfrec import contracts
 def _embedding(rows: int, width: int, l2: float, initializer="uniform", name=None):
   regularizer = tf.keras.regularizers.l2(l2) if l2 else None
   return tf.keras.layers.Embedding(
-      rows, width, embeddings_initializer=initializer,
-      embeddings_regularizer=regularizer, name=name)
+    rows, width, embeddings_initializer=initializer, embeddings_regularizer=regularizer, name=name
+  )
 
 
 def embedding_l2(hparams: HParams, steps_per_epoch: int) -> float:
@@ -38,8 +38,15 @@ def embedding_l2(hparams: HParams, steps_per_epoch: int) -> float:
 class RecommenderModel(tfrs.Model):
   """Retrieval (user tower · movie tower) and rating regression, trained jointly."""
 
-  def __init__(self, num_users: int, num_movies: int, hparams: HParams, movie_counts=None,
-               global_mean: float = 0.0, steps_per_epoch: int = 1):
+  def __init__(
+    self,
+    num_users: int,
+    num_movies: int,
+    hparams: HParams,
+    movie_counts=None,
+    global_mean: float = 0.0,
+    steps_per_epoch: int = 1,
+  ):
     """`movie_counts` (training ratings per movie index) enables the in-batch
     sampling correction when `hparams.sampling_correction` is set."""
     super().__init__()
@@ -50,16 +57,18 @@ class RecommenderModel(tfrs.Model):
     self.user_embedding = _embedding(num_users + 1, dim, l2, name="user_embedding")
     self.movie_embedding = _embedding(num_movies + 1, dim, l2, name="movie_embedding")
     self.rating_head = tf.keras.Sequential(
-        [tf.keras.layers.Dense(units, activation="relu")
-         for units in hparams.rating_hidden_units]
-        + [tf.keras.layers.Dense(1)], name="rating_head")
+      [tf.keras.layers.Dense(units, activation="relu") for units in hparams.rating_hidden_units]
+      + [tf.keras.layers.Dense(1)],
+      name="rating_head",
+    )
     # A per-movie retrieval bias (popularity the dot product alone cannot hold),
     # folded into the vectors: query [u, 1] · candidate [v, b] = u·v + b, so the
     # index stays one matrix product.
     self.retrieval_bias = hparams.retrieval_bias
     if self.retrieval_bias:
-      self.movie_retrieval_bias = _embedding(num_movies + 1, 1, 0.0, "zeros",
-                                             name="movie_retrieval_bias")
+      self.movie_retrieval_bias = _embedding(
+        num_movies + 1, 1, 0.0, "zeros", name="movie_retrieval_bias"
+      )
     self.use_bias = hparams.use_bias
     if self.use_bias:
       self.user_bias = _embedding(num_users + 1, 1, l2, "zeros", name="user_bias")
@@ -67,26 +76,34 @@ class RecommenderModel(tfrs.Model):
       self.global_bias = tf.Variable(float(global_mean), name="global_bias")
 
     self.rating_task = tfrs.tasks.Ranking(
-        loss=tf.keras.losses.MeanSquaredError(),
-        metrics=[tf.keras.metrics.RootMeanSquaredError(contracts.RMSE),
-                 tf.keras.metrics.MeanAbsoluteError(contracts.MAE)])
+      loss=tf.keras.losses.MeanSquaredError(),
+      metrics=[
+        tf.keras.metrics.RootMeanSquaredError(contracts.RMSE),
+        tf.keras.metrics.MeanAbsoluteError(contracts.MAE),
+      ],
+    )
     # TFRS sums the retrieval loss over the batch; with "mean" it is averaged, so it
     # no longer drowns the per-example rating MSE (docs/results.md).
-    reduction = (tf.keras.losses.Reduction.SUM_OVER_BATCH_SIZE
-                 if hparams.retrieval_loss_reduction == "mean"
-                 else tf.keras.losses.Reduction.SUM)
+    reduction = (
+      tf.keras.losses.Reduction.SUM_OVER_BATCH_SIZE
+      if hparams.retrieval_loss_reduction == "mean"
+      else tf.keras.losses.Reduction.SUM
+    )
     self.retrieval_task = tfrs.tasks.Retrieval(
-        loss=tf.keras.losses.CategoricalCrossentropy(from_logits=True, reduction=reduction),
-        temperature=hparams.retrieval_temperature,
-        remove_accidental_hits=hparams.remove_accidental_hits)
+      loss=tf.keras.losses.CategoricalCrossentropy(from_logits=True, reduction=reduction),
+      temperature=hparams.retrieval_temperature,
+      remove_accidental_hits=hparams.remove_accidental_hits,
+    )
     # In-batch negatives are drawn in proportion to popularity; without the logQ
     # correction the towers learn to *discount* popular movies (Yi et al., 2019).
     self.sampling_probability = None
     if hparams.sampling_correction and movie_counts is not None:
       counts = tf.cast(movie_counts, tf.float32)
       self.sampling_probability = tf.Variable(
-          tf.concat([counts / tf.reduce_sum(counts), [1e-9]], axis=0), trainable=False,
-          name="movie_sampling_probability")  # the OOV row last, as in the vocabulary
+        tf.concat([counts / tf.reduce_sum(counts), [1e-9]], axis=0),
+        trainable=False,
+        name="movie_sampling_probability",
+      )  # the OOV row last, as in the vocabulary
     self.rating_weight = hparams.rating_weight
     self.retrieval_weight = hparams.retrieval_weight
 
@@ -115,8 +132,11 @@ class RecommenderModel(tfrs.Model):
       # the user-movie interaction poorly (Rendle et al., 2020).
       rating += tf.reduce_sum(user_vectors * movie_vectors, axis=1)
     if self.use_bias:
-      rating += (tf.squeeze(self.user_bias(user_index), axis=1)
-                 + tf.squeeze(self.movie_bias(movie_index), axis=1) + self.global_bias)
+      rating += (
+        tf.squeeze(self.user_bias(user_index), axis=1)
+        + tf.squeeze(self.movie_bias(movie_index), axis=1)
+        + self.global_bias
+      )
     return rating
 
   # The towers and the rating head have no tensor-dependent Python control flow, so
@@ -126,34 +146,51 @@ class RecommenderModel(tfrs.Model):
   @tf.autograph.experimental.do_not_convert
   def call(self, inputs, training=None):
     user_index, movie_index = inputs[contracts.USER_INDEX], inputs[contracts.MOVIE_INDEX]
-    return (self.user_vectors(user_index), self.movie_vectors(movie_index),
-            self.predict_ratings(user_index, movie_index))
+    return (
+      self.user_vectors(user_index),
+      self.movie_vectors(movie_index),
+      self.predict_ratings(user_index, movie_index),
+    )
 
   def compute_loss(self, inputs, training=False):
     user_vectors, movie_vectors, ratings = self(inputs, training=training)
     rating_loss = self.rating_task(labels=inputs[contracts.RATING_LABEL], predictions=ratings)
     retrieval_loss = self.retrieval_task(
-        user_vectors, movie_vectors,
-        candidate_ids=inputs[contracts.MOVIE_INDEX]
-        if self.hparams.remove_accidental_hits else None,
-        candidate_sampling_probability=None if self.sampling_probability is None
-        else tf.gather(self.sampling_probability, inputs[contracts.MOVIE_INDEX]),
-        compute_metrics=False)
+      user_vectors,
+      movie_vectors,
+      candidate_ids=inputs[contracts.MOVIE_INDEX] if self.hparams.remove_accidental_hits else None,
+      candidate_sampling_probability=None
+      if self.sampling_probability is None
+      else tf.gather(self.sampling_probability, inputs[contracts.MOVIE_INDEX]),
+      compute_metrics=False,
+    )
     return self.rating_weight * rating_loss + self.retrieval_weight * retrieval_loss
 
 
-def build_model(num_users: int, num_movies: int, hparams: HParams, movie_counts=None,
-                global_mean: float = 0.0, steps_per_epoch: int = 1) -> RecommenderModel:
+# The optimizers an HParams may name (hparams.OPTIMIZERS), by name.
+OPTIMIZERS = {"adagrad": tf.keras.optimizers.Adagrad, "adam": tf.keras.optimizers.Adam}
+
+
+def build_model(
+  num_users: int,
+  num_movies: int,
+  hparams: HParams,
+  movie_counts=None,
+  global_mean: float = 0.0,
+  steps_per_epoch: int = 1,
+) -> RecommenderModel:
   """Builds and compiles the model with the preset's optimizer."""
   tf.keras.utils.set_random_seed(hparams.seed)
-  model = RecommenderModel(num_users, num_movies, hparams, movie_counts, global_mean,
-                           steps_per_epoch)
-  optimizers = {"adagrad": tf.keras.optimizers.Adagrad, "adam": tf.keras.optimizers.Adam}
+  model = RecommenderModel(
+    num_users, num_movies, hparams, movie_counts, global_mean, steps_per_epoch
+  )
   # XLA fuses each training step into one compiled program (about 1.7x the
   # examples/s on 2 CPU cores); several steps per call cut Python overhead.
-  model.compile(optimizer=optimizers[hparams.optimizer](hparams.learning_rate),
-                jit_compile=hparams.jit_compile,
-                steps_per_execution=hparams.steps_per_execution)
+  model.compile(
+    optimizer=OPTIMIZERS[hparams.optimizer](hparams.learning_rate),
+    jit_compile=hparams.jit_compile,
+    steps_per_execution=hparams.steps_per_execution,
+  )
   return model
 
 

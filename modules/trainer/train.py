@@ -73,7 +73,9 @@ def fit(
   counts, mean_rating = data.training_statistics(train_columns, num_movies)
   if not data.num_examples(eval_columns):
     raise ValueError("The eval split is empty: nothing to evaluate the model on.")
-  train_data, steps_per_epoch = data.shuffled_batches(train_columns, hparams.batch_size, hparams.seed)
+  train_data, steps_per_epoch = data.shuffled_batches(
+    train_columns, hparams.batch_size, hparams.seed
+  )
   eval_data = data.in_order_batches(eval_columns, hparams.batch_size)
 
   with distribution_strategy(strategy_name).scope():

@@ -1,7 +1,7 @@
 """What users see of the logs: warnings and errors, minus this stack's known noise.
 
 The patterns below are harmless messages of TFX 1.16 / TF 2.16 / Beam 2.59
-(see ../shared/PITFALLS.md). Only those exact messages are dropped; every
+(docs/design.md, "Known quirks"). Only those exact messages are dropped; every
 other warning and every error is shown. `--verbose` shows everything.
 """
 
@@ -11,26 +11,30 @@ import logging
 import re
 import warnings
 
-KNOWN_NOISE = re.compile("|".join([
-    r"ArtifactQuery\.property_predicate is not supported",
-    r"Tables initialized inside a tf\.function",
-    r"Examples artifact does not have payload_format custom property",
-    r"Couldn't find python-snappy",
-    r"SavedModel saved prior to TF 2\.5",
-    r"is not a valid tf\.function parameter name",
-    r"Found untraced functions such as",
-    r"You are using a non-supported Python version",
-    r"Compiled the loaded model, but the compiled metrics have yet to be built",
-    r"No training configuration found in save file",
-    r"Falling back to FORMAT_TF_EXAMPLE",
-    r"Skipping full serialization of Keras layer",
-    r"Function `.*` contains input name\(s\)",
-    r"is deprecated and will be removed in a future version",
-    r"arguments contain non-serializable objects",
-    r"Please customize component directly",
-    # A failed component: the CLI reports the exception itself in one line.
-    r"^Execution \d+ failed\.$",
-]))
+KNOWN_NOISE = re.compile(
+  "|".join(
+    [
+      r"ArtifactQuery\.property_predicate is not supported",
+      r"Tables initialized inside a tf\.function",
+      r"Examples artifact does not have payload_format custom property",
+      r"Couldn't find python-snappy",
+      r"SavedModel saved prior to TF 2\.5",
+      r"is not a valid tf\.function parameter name",
+      r"Found untraced functions such as",
+      r"You are using a non-supported Python version",
+      r"Compiled the loaded model, but the compiled metrics have yet to be built",
+      r"No training configuration found in save file",
+      r"Falling back to FORMAT_TF_EXAMPLE",
+      r"Skipping full serialization of Keras layer",
+      r"Function `.*` contains input name\(s\)",
+      r"is deprecated and will be removed in a future version",
+      r"arguments contain non-serializable objects",
+      r"Please customize component directly",
+      # A failed component: the CLI reports the exception itself in one line.
+      r"^Execution \d+ failed\.$",
+    ]
+  )
+)
 
 
 class _DropKnownNoise(logging.Filter):
@@ -41,6 +45,7 @@ class _DropKnownNoise(logging.Filter):
 def configure(verbose: bool) -> None:
   """INFO and everything when verbose; otherwise warnings and errors without known noise."""
   import absl.logging
+
   # Own the root handler (a later logging.basicConfig by a library is then a no-op), so
   # the noise filter below sees every record that reaches the console.
   logging.basicConfig(format="%(levelname)s:%(name)s:%(message)s")

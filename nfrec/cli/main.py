@@ -1,14 +1,14 @@
 """`nfrec`: the command line of the project.
 
-  nfrec prepare --format netflix-kaggle --ratings FILE --movies FILE --output DIR
-  nfrec prepare --format netflix-prize --combined FILE [FILE ...] --titles FILE --output DIR
-  nfrec prepare --format movielens --input DIR --output DIR
-  nfrec run [--data DIR] [--output DIR] [--preset NAME] [--set NAME=VALUE ...]
-  nfrec bench pipeline|trainer|serving|quality [--help for options]
-  nfrec recommend --user ID [-k 10] [--model DIR]
-  nfrec rate --user ID --movie ID_OR_TITLE [--model DIR]
-  nfrec compile-kubeflow --output pipeline.json --data gs://... --pipeline-output gs://...
-  nfrec generate-sample --output DIR [--users N] [--movies N] [--seed N]
+nfrec prepare --format netflix-kaggle --ratings FILE --movies FILE --output DIR
+nfrec prepare --format netflix-prize --combined FILE [FILE ...] --titles FILE --output DIR
+nfrec prepare --format movielens --input DIR --output DIR
+nfrec run [--data DIR] [--output DIR] [--preset NAME] [--set NAME=VALUE ...]
+nfrec bench pipeline|trainer|serving|quality [--help for options]
+nfrec recommend --user ID [-k 10] [--model DIR]
+nfrec rate --user ID --movie ID_OR_TITLE [--model DIR]
+nfrec compile-kubeflow --output pipeline.json --data gs://... --pipeline-output gs://...
+nfrec generate-sample --output DIR [--users N] [--movies N] [--seed N]
 """
 
 from __future__ import annotations
@@ -48,39 +48,62 @@ def _print_summary(summary: dict) -> None:
     print(f"  {name:<32} {info['state']:<9} {info['seconds']:>7.1f} s")
   data = summary.get("data", {})
   ratings = data.get("ratings", {})
-  print(f"data: {sum(ratings.values()):,} ratings ({', '.join(f'{k} {v:,}' for k, v in ratings.items())}), "
-        f"{data.get('known_users') or 0:,} users and {data.get('indexed_movies') or 0:,} movies "
-        f"learned, catalog of {data.get('catalog_movies') or 0:,} movies")
+  splits = ", ".join(f"{split} {count:,}" for split, count in ratings.items())
+  print(
+    f"data: {sum(ratings.values()):,} ratings ({splits}), "
+    f"{data.get('known_users') or 0:,} users and {data.get('indexed_movies') or 0:,} movies "
+    f"learned, catalog of {data.get('catalog_movies') or 0:,} movies"
+  )
   found = {split: items for split, items in summary.get("anomalies", {}).items() if items}
   print(f"anomalies: {found if found else 'none'}")
   trainer = summary.get("trainer_metrics", {})
   if trainer:
-    print("trainer (eval split): " + ", ".join(
-        f"{name} {trainer[name]:.4f}" for name in contracts.METRIC_LABELS if name in trainer))
+    print(
+      "trainer (eval split): "
+      + ", ".join(
+        f"{name} {trainer[name]:.4f}" for name in contracts.METRIC_LABELS if name in trainer
+      )
+    )
   evaluator = summary.get("evaluator_metrics", {})
   if evaluator:
-    print("evaluator (TFMA, eval split): " + ", ".join(
-        f"{name} {value:.4f}" for name, value in sorted(evaluator.items())))
+    print(
+      "evaluator (TFMA, eval split): "
+      + ", ".join(f"{name} {value:.4f}" for name, value in sorted(evaluator.items()))
+    )
   retrieval = summary.get("retrieval_evaluation")
   if retrieval:
-    for who, label in (("model", "model"), ("most_popular", "most popular"),
-                       ("baseline_model", "last blessed")):
+    for who, label in (
+      ("model", "model"),
+      ("most_popular", "most popular"),
+      ("baseline_model", "last blessed"),
+    ):
       if retrieval.get(who):
-        print(f"retrieval, {label:<12} (eval split, filtered recall/NDCG): " + ", ".join(
-            f"{name} {retrieval[who][name]:.4f}" for name in contracts.RETRIEVAL_METRICS))
-    print("rating baselines (eval split): " + ", ".join(
+        print(
+          f"retrieval, {label:<12} (eval split, filtered recall/NDCG): "
+          + ", ".join(f"{name} {retrieval[who][name]:.4f}" for name in contracts.RETRIEVAL_METRICS)
+        )
+    print(
+      "rating baselines (eval split): "
+      + ", ".join(
         f"{name} RMSE {values[contracts.RMSE]:.4f}"
-        for name, values in retrieval["rating_baselines"].items()))
+        for name, values in retrieval["rating_baselines"].items()
+      )
+    )
   for reason in summary.get("gate_reasons", []):
     print(f"not blessed: {reason}")
-  print(f"blessed: {summary['blessed']}   pushed: "
-        + (summary["pushed_to"] if summary["pushed"] else "no (the served model is unchanged)"))
+  print(
+    f"blessed: {summary['blessed']}   pushed: "
+    + (summary["pushed_to"] if summary["pushed"] else "no (the served model is unchanged)")
+  )
 
 
 def cmd_prepare(args) -> int:
   prepare = prepare_lib
-  needed = {"netflix-kaggle": ("ratings", "movies"), "netflix-prize": ("combined", "titles"),
-            "movielens": ("input",)}[args.format]
+  needed = {
+    "netflix-kaggle": ("ratings", "movies"),
+    "netflix-prize": ("combined", "titles"),
+    "movielens": ("input",),
+  }[args.format]
   missing = [f"--{name}" for name in needed if not getattr(args, name)]
   if missing:
     raise prepare.PrepareError(f"--format {args.format} needs {' and '.join(missing)}.")
@@ -92,12 +115,16 @@ def cmd_prepare(args) -> int:
     source = prepare.movielens(args.input)
   report = prepare.prepare(source, args.output, args.max_reject_share)
   rejected = report.rows_in - report.rows_written
-  print(f"ratings: {report.rows_in:,} in, {report.rows_written:,} written, {rejected:,} rejected"
-        f"; movies: {report.movies_in:,} in, {report.movies_written:,} written")
+  print(
+    f"ratings: {report.rows_in:,} in, {report.rows_written:,} written, {rejected:,} rejected"
+    f"; movies: {report.movies_in:,} in, {report.movies_written:,} written"
+  )
   for reason, count in sorted(report.rejects.items()):
     print(f"  rejected, {reason}: {count:,}")
-  print(f"wrote {args.output}/{contracts.RATINGS_FOLDER}, {args.output}/{contracts.MOVIES_FOLDER}, "
-        f"{args.output}/{contracts.REJECTS_FILE}; next: nfrec run --data {args.output}")
+  print(
+    f"wrote {args.output}/{contracts.RATINGS_FOLDER}, {args.output}/{contracts.MOVIES_FOLDER}, "
+    f"{args.output}/{contracts.REJECTS_FILE}; next: nfrec run --data {args.output}"
+  )
   return 0
 
 
@@ -105,15 +132,21 @@ def cmd_run(args) -> int:
   from nfrec.reporting import report, run_summary
   from nfrec.serving import client as serving_client
   from pipeline import local_runner
+
   config = config_lib.PipelineConfig.for_data_dir(
-      os.path.abspath(args.data or sample_lib.embedded_sample_dir()),
-      output_dir=os.path.abspath(args.output), preset=args.preset,
-      hparam_overrides=tuple(args.set or ()), index_type=args.index,
-      beam_runner=args.beam_runner, retrieval_min_ratio_to_popular=args.min_ratio_to_popular)
-  config.hparams  # Fails early on an unknown preset or hyperparameter.
+    os.path.abspath(args.data or sample_lib.embedded_sample_dir()),
+    output_dir=os.path.abspath(args.output),
+    preset=args.preset,
+    hparam_overrides=tuple(args.set or ()),
+    index_type=args.index,
+    beam_runner=args.beam_runner,
+    retrieval_min_ratio_to_popular=args.min_ratio_to_popular,
+  )
+  config.validate()
   run = local_runner.run(config)
-  summary = run_summary.write(run.config, run.metadata_config, started_at=run.started_at,
-                              wall_time_s=run.wall_time_s)
+  summary = run_summary.write(
+    run.config, run.metadata_config, started_at=run.started_at, wall_time_s=run.wall_time_s
+  )
   report.write(config.output_dir, summary)
   _print_summary(summary)
   print(f"summary written to {os.path.join(config.output_dir, run_summary.SUMMARY_FILE)}")
@@ -128,14 +161,18 @@ def cmd_run(args) -> int:
     print(serving_client.format_recommendations(recommender.recommend([user])[0]))
   if not summary["blessed"]:
     # Exit 1: the run worked, but produced nothing to serve (the gate held).
-    print("\nthe new model was not blessed (see \"not blessed:\" above and report.html): "
-          "it was not pushed, the served model is unchanged", file=sys.stderr)
+    print(
+      '\nthe new model was not blessed (see "not blessed:" above and report.html): '
+      "it was not pushed, the served model is unchanged",
+      file=sys.stderr,
+    )
     return 1
   return 0
 
 
 def cmd_recommend(args) -> int:
   from nfrec.serving import client as serving_client
+
   recommender = serving_client.Recommender(args.model)
   for result in recommender.recommend(args.user):
     result["items"] = result["items"][: args.k]
@@ -145,49 +182,72 @@ def cmd_recommend(args) -> int:
 
 def cmd_compile_kubeflow(args) -> int:
   from pipeline import kubeflow_runner
+
   config = config_lib.PipelineConfig(
-      data_dir=args.data, output_dir=args.pipeline_output, preset=args.preset,
-      hparam_overrides=tuple(args.set or ()), beam_runner=args.beam_runner,
-      beam_extra_args=tuple(args.beam_arg or ()), index_type=args.index,
-      distribution_strategy=args.distribution_strategy, schema_file=args.schema_file or "")
-  config.hparams  # Fails early on an unknown preset or hyperparameter.
-  config.beam_args
+    data_dir=args.data,
+    output_dir=args.pipeline_output,
+    preset=args.preset,
+    hparam_overrides=tuple(args.set or ()),
+    beam_runner=args.beam_runner,
+    beam_extra_args=tuple(args.beam_arg or ()),
+    index_type=args.index,
+    distribution_strategy=args.distribution_strategy,
+    schema_file=args.schema_file or "",
+  )
+  config.validate()
   spec = kubeflow_runner.compile_pipeline(config, args.image, args.output)
   tasks = spec["pipelineSpec"]["root"]["dag"]["tasks"]
-  print(f"wrote {args.output}: pipeline {spec['pipelineSpec']['pipelineInfo']['name']}, "
-        f"{len(tasks)} tasks, image {args.image}")
+  print(
+    f"wrote {args.output}: pipeline {spec['pipelineSpec']['pipelineInfo']['name']}, "
+    f"{len(tasks)} tasks, image {args.image}"
+  )
   return 0
 
 
 def cmd_rate(args) -> int:
   from nfrec.serving import client as serving_client
+
   recommender = serving_client.Recommender(args.model)
   movie_id = recommender.resolve_movie(args.movie)
   result = recommender.predict_rating([args.user], [movie_id])[0]
-  note = " (fallback: the model does not know this user or movie; a mean rating)" \
-      if result["fallback"] else ""
+  note = (
+    " (fallback: the model does not know this user or movie; a mean rating)"
+    if result["fallback"]
+    else ""
+  )
   print(f"user {args.user}, movie {movie_id}: predicted rating {result['rating']:.2f}{note}")
   return 0
 
 
 def cmd_generate_sample(args) -> int:
-  spec = sample_lib.SampleSpec(num_users=args.users, num_movies=args.movies, seed=args.seed,
-                               mean_ratings_per_user=args.ratings_per_user)
+  spec = sample_lib.SampleSpec(
+    num_users=args.users,
+    num_movies=args.movies,
+    seed=args.seed,
+    mean_ratings_per_user=args.ratings_per_user,
+  )
   ratings_dir, movies_dir = sample_lib.write(args.output, spec)
   print(f"wrote {ratings_dir} and {movies_dir}")
   return 0
 
 
-BENCHMARKS = {"pipeline": "benchmarks.pipeline_bench", "trainer": "benchmarks.trainer_bench",
-              "serving": "benchmarks.serving_bench", "quality": "benchmarks.quality_bench"}
+BENCHMARKS = {
+  "pipeline": "benchmarks.pipeline_bench",
+  "trainer": "benchmarks.trainer_bench",
+  "serving": "benchmarks.serving_bench",
+  "quality": "benchmarks.quality_bench",
+}
 
 
 def cmd_bench(args) -> int:
   """Benchmarks are not installed with the package: they run from a checkout."""
   import importlib
+
   if not os.path.isfile(os.path.join("benchmarks", "__init__.py")):
-    raise FileNotFoundError(f"{os.getcwd()}: no benchmarks/ folder here; `nfrec bench` runs "
-                            "from a checkout of the repository (its root folder).")
+    raise FileNotFoundError(
+      f"{os.getcwd()}: no benchmarks/ folder here; `nfrec bench` runs "
+      "from a checkout of the repository (its root folder)."
+    )
   sys.path.insert(0, os.getcwd())
   return importlib.import_module(BENCHMARKS[args.benchmark]).main(args.options)
 
@@ -200,41 +260,64 @@ class _OneLineErrorParser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-  parser = _OneLineErrorParser(prog="nfrec", description=__doc__,
-                               formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser = _OneLineErrorParser(
+    prog="nfrec", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+  )
   parser.add_argument("--verbose", action="store_true", help="show TFX/Beam/TF logs")
   commands = parser.add_subparsers(dest="command", required=True)
 
   prepare = commands.add_parser("prepare", help="convert real rating files to a data folder")
-  prepare.add_argument("--format", required=True,
-                       choices=["netflix-kaggle", "netflix-prize", "movielens"])
+  prepare.add_argument(
+    "--format", required=True, choices=["netflix-kaggle", "netflix-prize", "movielens"]
+  )
   prepare.add_argument("--ratings", help="netflix-kaggle: Netflix_Dataset_Rating.csv")
   prepare.add_argument("--movies", help="netflix-kaggle: Netflix_Dataset_Movie.csv")
   prepare.add_argument("--combined", nargs="+", help="netflix-prize: combined_data_*.txt")
   prepare.add_argument("--titles", help="netflix-prize: movie_titles.csv")
   prepare.add_argument("--input", help="movielens: folder of 100K, 1M or latest files")
   prepare.add_argument("--output", required=True, help="data folder to write")
-  prepare.add_argument("--max-reject-share", type=float, default=prepare_lib.MAX_REJECT_SHARE,
-                       help="fail when more than this share of rating rows is rejected")
+  prepare.add_argument(
+    "--max-reject-share",
+    type=float,
+    default=prepare_lib.MAX_REJECT_SHARE,
+    help="fail when more than this share of rating rows is rejected",
+  )
   prepare.set_defaults(func=cmd_prepare)
 
   run = commands.add_parser("run", help="run the TFX pipeline locally (Beam DirectRunner)")
-  run.add_argument("--data",
-                   help="folder with ratings/ and movies/ (default: the embedded sample)")
-  run.add_argument("--output", default=DEFAULTS.output_dir,
-                   help="pipeline root, ML-Metadata, serving_model/, run_summary.json")
+  run.add_argument("--data", help="folder with ratings/ and movies/ (default: the embedded sample)")
+  run.add_argument(
+    "--output",
+    default=DEFAULTS.output_dir,
+    help="pipeline root, ML-Metadata, serving_model/, run_summary.json",
+  )
   run.add_argument("--preset", default=DEFAULTS.preset, choices=sorted(config_lib.PRESETS))
-  run.add_argument("--set", action="append", type=_parse_override, metavar="NAME=VALUE",
-                   help="override a hyperparameter of the preset (JSON value)")
-  run.add_argument("--index", default=DEFAULTS.index_type, choices=contracts.INDEX_TYPES,
-                   help="retrieval index in the serving model (scann needs ScaNN ops to serve)")
-  run.add_argument("--beam-runner", default=DEFAULTS.beam_runner,
-                   choices=config_lib.LOCAL_BEAM_RUNNERS,
-                   help="Beam DirectRunner mode (in_memory: fastest below a few million ratings)")
-  run.add_argument("--min-ratio-to-popular", type=float,
-                   default=DEFAULTS.retrieval_min_ratio_to_popular,
-                   help="retrieval gate: the model's filtered Recall@100 must reach the "
-                        "most-popular baseline's times this (0 turns this check off)")
+  run.add_argument(
+    "--set",
+    action="append",
+    type=_parse_override,
+    metavar="NAME=VALUE",
+    help="override a hyperparameter of the preset (JSON value)",
+  )
+  run.add_argument(
+    "--index",
+    default=DEFAULTS.index_type,
+    choices=contracts.INDEX_TYPES,
+    help="retrieval index in the serving model (scann needs ScaNN ops to serve)",
+  )
+  run.add_argument(
+    "--beam-runner",
+    default=DEFAULTS.beam_runner,
+    choices=config_lib.LOCAL_BEAM_RUNNERS,
+    help="Beam DirectRunner mode (in_memory: fastest below a few million ratings)",
+  )
+  run.add_argument(
+    "--min-ratio-to-popular",
+    type=float,
+    default=DEFAULTS.retrieval_min_ratio_to_popular,
+    help="retrieval gate: the model's filtered Recall@100 must reach the "
+    "most-popular baseline's times this (0 turns this check off)",
+  )
   run.add_argument("--user", help="user to show recommendations for (default: most active)")
   run.set_defaults(func=cmd_run)
 
@@ -250,41 +333,61 @@ def build_parser() -> argparse.ArgumentParser:
   rate.add_argument("--model", default=DEFAULT_MODEL)
   rate.set_defaults(func=cmd_rate)
 
-  kfp = commands.add_parser("compile-kubeflow",
-                            help="compile the pipeline to a KFP v2 spec (Kubeflow / Vertex AI)")
+  kfp = commands.add_parser(
+    "compile-kubeflow", help="compile the pipeline to a KFP v2 spec (Kubeflow / Vertex AI)"
+  )
   kfp.add_argument("--output", required=True, help="pipeline spec JSON to write")
   kfp.add_argument("--data", required=True, help="data folder as the cluster sees it (gs://, PVC)")
-  kfp.add_argument("--pipeline-output", required=True,
-                   help="pipeline root, serving_model/ (gs://... or a PVC path)")
-  kfp.add_argument("--image", default=config_lib.KUBEFLOW_IMAGE,
-                   help="pipeline image (Dockerfile)")
+  kfp.add_argument(
+    "--pipeline-output",
+    required=True,
+    help="pipeline root, serving_model/ (gs://... or a PVC path)",
+  )
+  kfp.add_argument("--image", default=config_lib.KUBEFLOW_IMAGE, help="pipeline image (Dockerfile)")
   kfp.add_argument("--preset", default=DEFAULTS.preset, choices=sorted(config_lib.PRESETS))
   kfp.add_argument("--set", action="append", type=_parse_override, metavar="NAME=VALUE")
-  kfp.add_argument("--beam-runner", default=config_lib.KUBEFLOW_BEAM_RUNNER,
-                   choices=sorted(config_lib.BEAM_RUNNERS))
-  kfp.add_argument("--beam-arg", action="append", metavar="--FLAG=VALUE",
-                   help="a flag for the Beam runner (repeat), e.g. --beam-arg=--project=P")
+  kfp.add_argument(
+    "--beam-runner",
+    default=config_lib.KUBEFLOW_BEAM_RUNNER,
+    choices=sorted(config_lib.BEAM_RUNNERS),
+  )
+  kfp.add_argument(
+    "--beam-arg",
+    action="append",
+    metavar="--FLAG=VALUE",
+    help="a flag for the Beam runner (repeat), e.g. --beam-arg=--project=P",
+  )
   kfp.add_argument("--index", default=DEFAULTS.index_type, choices=contracts.INDEX_TYPES)
-  kfp.add_argument("--schema-file",
-                   help="curated schema as the cluster sees it (default: the one in the image)")
-  kfp.add_argument("--distribution-strategy", default=DEFAULTS.distribution_strategy,
-                   choices=contracts.DISTRIBUTION_STRATEGIES)
+  kfp.add_argument(
+    "--schema-file", help="curated schema as the cluster sees it (default: the one in the image)"
+  )
+  kfp.add_argument(
+    "--distribution-strategy",
+    default=DEFAULTS.distribution_strategy,
+    choices=contracts.DISTRIBUTION_STRATEGIES,
+  )
   kfp.set_defaults(func=cmd_compile_kubeflow)
 
   bench = commands.add_parser(
-      "bench", help="measure the pipeline, the Trainer, serving (docs/performance.md) or model "
-                    "quality on real data (docs/results.md)")
+    "bench",
+    help="measure the pipeline, the Trainer, serving (docs/performance.md) or model "
+    "quality on real data (docs/results.md)",
+  )
   bench.add_argument("benchmark", choices=sorted(BENCHMARKS))
-  bench.add_argument("options", nargs=argparse.REMAINDER,
-                     help="the benchmark's own options (nfrec bench NAME --help)")
+  bench.add_argument(
+    "options",
+    nargs=argparse.REMAINDER,
+    help="the benchmark's own options (nfrec bench NAME --help)",
+  )
   bench.set_defaults(func=cmd_bench)
 
   sample = commands.add_parser("generate-sample", help="write a synthetic Netflix-layout sample")
   sample.add_argument("--output", required=True)
   sample.add_argument("--users", type=int, default=sample_lib.SampleSpec.num_users)
   sample.add_argument("--movies", type=int, default=sample_lib.SampleSpec.num_movies)
-  sample.add_argument("--ratings-per-user", type=float,
-                      default=sample_lib.SampleSpec.mean_ratings_per_user)
+  sample.add_argument(
+    "--ratings-per-user", type=float, default=sample_lib.SampleSpec.mean_ratings_per_user
+  )
   sample.add_argument("--seed", type=int, default=sample_lib.SampleSpec.seed)
   sample.set_defaults(func=cmd_generate_sample)
   return parser

@@ -38,7 +38,7 @@ import os
 import re
 import shutil
 import tempfile
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 
@@ -79,6 +79,7 @@ HALF_STARS = RatingScale(0.5, 5.0, 0.5)
 @dataclasses.dataclass
 class Row:
   """One input line: its fields, or why it could not be split into them."""
+
   file: str
   line: int
   content: str
@@ -95,9 +96,13 @@ class Report:
   rejects: collections.Counter = dataclasses.field(default_factory=collections.Counter)
 
   def as_dict(self) -> dict:
-    return {"ratings_in": self.rows_in, "ratings_written": self.rows_written,
-            "movies_in": self.movies_in, "movies_written": self.movies_written,
-            "rejects": dict(self.rejects)}
+    return {
+      "ratings_in": self.rows_in,
+      "ratings_written": self.rows_written,
+      "movies_in": self.movies_in,
+      "movies_written": self.movies_written,
+      "rejects": dict(self.rejects),
+    }
 
 
 # ---------------------------------------------------------------------------
@@ -119,14 +124,17 @@ def _lines(path: str, encoding: str = "utf-8") -> Iterator[tuple[int, str]]:
       try:
         text = raw.decode(encoding).rstrip("\r\n")
       except UnicodeDecodeError as error:
-        raise PrepareError(f"{path}: line {number}: not {encoding} text ({error.reason}); "
-                           "is this the right file and format?") from None
+        raise PrepareError(
+          f"{path}: line {number}: not {encoding} text ({error.reason}); "
+          "is this the right file and format?"
+        ) from None
       if text.strip():
         yield number, text
 
 
-def _csv_rows(path: str, expected_header: list[str], encoding: str = "utf-8",
-              rename: dict | None = None) -> Iterator[Row]:
+def _csv_rows(
+  path: str, expected_header: list[str], encoding: str = "utf-8", rename: dict | None = None
+) -> Iterator[Row]:
   """Rows of a CSV file with a header; fails if the header is not the expected one."""
   lines = _lines(path, encoding)
   first = next(lines, None)
@@ -134,28 +142,33 @@ def _csv_rows(path: str, expected_header: list[str], encoding: str = "utf-8",
     raise PrepareError(f"{path}: line 1: no header and no rows.")
   header = next(csv.reader([first[1]]))
   if [h.strip() for h in header] != expected_header:
-    raise PrepareError(f"{path}: line {first[0]}: wrong columns {header}, "
-                       f"expected {expected_header}.")
+    raise PrepareError(
+      f"{path}: line {first[0]}: wrong columns {header}, expected {expected_header}."
+    )
   names = [(rename or {}).get(h, h) for h in expected_header]
   for number, text in lines:
     values = next(csv.reader([text]))
     if len(values) != len(names):
-      yield Row(path, number, text, error=f"{UNPARSEABLE}: {len(values)} fields, "
-                                          f"expected {len(names)}")
+      yield Row(
+        path, number, text, error=f"{UNPARSEABLE}: {len(values)} fields, expected {len(names)}"
+      )
     else:
-      yield Row(path, number, text, fields=dict(zip(names, values)))
+      yield Row(path, number, text, fields=dict(zip(names, values, strict=True)))
 
 
-def _split_rows(path: str, separator: str, names: list[str], encoding: str = "utf-8",
-                optional_trailing: int = 0) -> Iterator[Row]:
+def _split_rows(
+  path: str, separator: str, names: list[str], encoding: str = "utf-8", optional_trailing: int = 0
+) -> Iterator[Row]:
   """Rows of a header-less file with a fixed separator (MovieLens .dat / u.data)."""
   for number, text in _lines(path, encoding):
     values = text.split(separator)
     if not len(names) - optional_trailing <= len(values) <= len(names):
-      yield Row(path, number, text, error=f"{UNPARSEABLE}: {len(values)} fields, "
-                                          f"expected {len(names)}")
+      yield Row(
+        path, number, text, error=f"{UNPARSEABLE}: {len(values)} fields, expected {len(names)}"
+      )
     else:
-      yield Row(path, number, text, fields=dict(zip(names, values)))
+      # Fewer values than names: the optional trailing fields are absent.
+      yield Row(path, number, text, fields=dict(zip(names, values, strict=False)))
 
 
 _TITLE_YEAR = re.compile(r"^(.*?)\s*\((\d{4})\)\s*$")
@@ -168,10 +181,17 @@ def _title_and_year(title: str) -> tuple[str, str]:
 
 
 def netflix_kaggle(ratings: str, movies: str):
-  movie_rows = _csv_rows(movies, ["Movie_ID", "Year", "Name"],
-                         rename={"Movie_ID": "movie", "Year": "year", "Name": "title"})
-  rating_rows = _csv_rows(ratings, ["User_ID", "Rating", "Movie_ID"],
-                          rename={"User_ID": "user", "Rating": "rating", "Movie_ID": "movie"})
+  # The Kaggle files are the pipeline's own layout (contracts).
+  movie_rows = _csv_rows(
+    movies,
+    list(contracts.MOVIES_COLUMNS),
+    rename=dict(zip(contracts.MOVIES_COLUMNS, ("movie", "year", "title"), strict=True)),
+  )
+  rating_rows = _csv_rows(
+    ratings,
+    list(contracts.RATINGS_COLUMNS),
+    rename=dict(zip(contracts.RATINGS_COLUMNS, ("user", "rating", "movie"), strict=True)),
+  )
   return movie_rows, rating_rows, STARS, []
 
 
@@ -183,8 +203,12 @@ def _prize_titles(path: str) -> Iterator[Row]:
       yield Row(path, number, text, error=f"{UNPARSEABLE}: expected id,year,title")
       continue
     year = parts[1].strip()
-    yield Row(path, number, text, fields={
-        "movie": parts[0], "year": "" if year == "NULL" else year, "title": parts[2]})
+    yield Row(
+      path,
+      number,
+      text,
+      fields={"movie": parts[0], "year": "" if year == "NULL" else year, "title": parts[2]},
+    )
 
 
 def _prize_combined(paths: list[str]) -> Iterator[Row]:
@@ -196,14 +220,20 @@ def _prize_combined(paths: list[str]) -> Iterator[Row]:
         movie = text[:-1]
         continue
       if movie is None:
-        raise PrepareError(f"{path}: line {number}: a rating before any `MovieID:` line; "
-                           "is this a Netflix Prize combined_data file?")
+        raise PrepareError(
+          f"{path}: line {number}: a rating before any `MovieID:` line; "
+          "is this a Netflix Prize combined_data file?"
+        )
       parts = text.split(",")
       if len(parts) != 3:
         yield Row(path, number, text, error=f"{UNPARSEABLE}: expected CustomerID,Rating,Date")
         continue
-      yield Row(path, number, text, fields={"user": parts[0], "rating": parts[1],
-                                            "movie": movie, "date": parts[2]})
+      yield Row(
+        path,
+        number,
+        text,
+        fields={"user": parts[0], "rating": parts[1], "movie": movie, "date": parts[2]},
+      )
 
 
 def netflix_prize(combined: list[str], titles: str):
@@ -221,8 +251,9 @@ def _movielens_variant(input_dir: str) -> str:
     return "1m"
   if os.path.exists(os.path.join(input_dir, "ratings.csv")):
     return "latest"
-  raise PrepareError(f"{input_dir}: no MovieLens ratings here (expected u.data, ratings.dat "
-                     "or ratings.csv).")
+  raise PrepareError(
+    f"{input_dir}: no MovieLens ratings here (expected u.data, ratings.dat or ratings.csv)."
+  )
 
 
 def _only(pattern: str) -> str:
@@ -242,23 +273,38 @@ def _with_year(rows: Iterable[Row]) -> Iterator[Row]:
 def movielens(input_dir: str):
   variant = _movielens_variant(input_dir)
   if variant == "100k":
-    movie_rows = _split_rows(os.path.join(input_dir, "u.item"), "|",
-                             ["movie", "title"] + [f"_{i}" for i in range(22)], "latin-1")
-    rating_rows = _split_rows(os.path.join(input_dir, "u.data"), "\t",
-                              ["user", "movie", "rating", "timestamp"])
+    movie_rows = _split_rows(
+      os.path.join(input_dir, "u.item"),
+      "|",
+      ["movie", "title"] + [f"_{i}" for i in range(22)],
+      "latin-1",
+    )
+    rating_rows = _split_rows(
+      os.path.join(input_dir, "u.data"), "\t", ["user", "movie", "rating", "timestamp"]
+    )
     scale = STARS
   elif variant == "1m":
-    movie_rows = _split_rows(os.path.join(input_dir, "movies.dat"), "::",
-                             ["movie", "title", "genres"], "latin-1")
-    rating_rows = _split_rows(_only(os.path.join(input_dir, "ratings*.dat")), "::",
-                              ["user", "movie", "rating", "timestamp"], optional_trailing=1)
+    movie_rows = _split_rows(
+      os.path.join(input_dir, "movies.dat"), "::", ["movie", "title", "genres"], "latin-1"
+    )
+    rating_rows = _split_rows(
+      _only(os.path.join(input_dir, "ratings*.dat")),
+      "::",
+      ["user", "movie", "rating", "timestamp"],
+      optional_trailing=1,
+    )
     scale = STARS
   else:
-    movie_rows = _csv_rows(os.path.join(input_dir, "movies.csv"),
-                           ["movieId", "title", "genres"], rename={"movieId": "movie"})
-    rating_rows = _csv_rows(os.path.join(input_dir, "ratings.csv"),
-                            ["userId", "movieId", "rating", "timestamp"],
-                            rename={"userId": "user", "movieId": "movie"})
+    movie_rows = _csv_rows(
+      os.path.join(input_dir, "movies.csv"),
+      ["movieId", "title", "genres"],
+      rename={"movieId": "movie"},
+    )
+    rating_rows = _csv_rows(
+      os.path.join(input_dir, "ratings.csv"),
+      ["userId", "movieId", "rating", "timestamp"],
+      rename={"userId": "user", "movieId": "movie"},
+    )
     scale = HALF_STARS
   return _with_year(movie_rows), rating_rows, scale, []
 
@@ -294,8 +340,9 @@ def _check_fields(row: Row, required: list[str]) -> str | None:
   return f"{MISSING_FIELD}: {', '.join(missing)}" if missing else None
 
 
-def _write_movies(rows: Iterable[Row], path: str, rejects: _RejectWriter,
-                  report: Report) -> set[int]:
+def _write_movies(
+  rows: Iterable[Row], path: str, rejects: _RejectWriter, report: Report
+) -> set[int]:
   known = set()
   with open(path, "w", newline="", encoding="utf-8") as f:
     writer = csv.writer(f)
@@ -322,8 +369,15 @@ def _write_movies(rows: Iterable[Row], path: str, rejects: _RejectWriter,
   return known
 
 
-def _write_ratings(rows: Iterable[Row], path: str, scale: RatingScale, known_movies: set[int],
-                   extra_columns: list[str], rejects: _RejectWriter, report: Report) -> None:
+def _write_ratings(
+  rows: Iterable[Row],
+  path: str,
+  scale: RatingScale,
+  known_movies: set[int],
+  extra_columns: list[str],
+  rejects: _RejectWriter,
+  report: Report,
+) -> None:
   """Validates and writes ratings; duplicates are found by a second pass over the output."""
   staged = path + ".staged"
   # Per valid row, in order: its (user << 20 | movie) key and where it came from,
@@ -345,8 +399,10 @@ def _write_ratings(rows: Iterable[Row], path: str, scale: RatingScale, known_mov
         if user is None or movie is None or rating is None or movie >= 1 << 20:
           problem = f"{UNPARSEABLE}: user, movie or rating is not a number"
         elif not scale.accepts(rating):
-          problem = f"{OUT_OF_SCALE}: {row.fields['rating'].strip()} not in " \
-                    f"{scale.minimum:g}..{scale.maximum:g} by {scale.step:g}"
+          problem = (
+            f"{OUT_OF_SCALE}: {row.fields['rating'].strip()} not in "
+            f"{scale.minimum:g}..{scale.maximum:g} by {scale.step:g}"
+          )
         elif movie not in known_movies:
           problem = f"{UNKNOWN_MOVIE}: {movie}"
       if problem:
@@ -362,8 +418,10 @@ def _write_ratings(rows: Iterable[Row], path: str, scale: RatingScale, known_mov
       writer.writerow([user, rating_text, movie] + [row.fields[n].strip() for n in extra_fields])
 
   duplicate_of = _duplicates(np.frombuffer(keys, dtype=np.int64) if keys else np.zeros(0, np.int64))
-  with open(staged, newline="", encoding="utf-8") as source, \
-      open(path, "w", newline="", encoding="utf-8") as target:
+  with (
+    open(staged, newline="", encoding="utf-8") as source,
+    open(path, "w", newline="", encoding="utf-8") as target,
+  ):
     target.write(",".join(list(contracts.RATINGS_COLUMNS) + extra_columns) + "\r\n")
     for index, line in enumerate(source):
       first = duplicate_of.get(index)
@@ -372,8 +430,9 @@ def _write_ratings(rows: Iterable[Row], path: str, scale: RatingScale, known_mov
         report.rows_written += 1
       else:
         row_file, kept_file = files[file_ids[index]], files[file_ids[first]]
-        where = (f"line {lines[first]}" if kept_file == row_file
-                 else f"{kept_file} line {lines[first]}")
+        where = (
+          f"line {lines[first]}" if kept_file == row_file else f"{kept_file} line {lines[first]}"
+        )
         rejects.reject(row_file, lines[index], f"{DUPLICATE}: {where} is kept", line.rstrip())
   os.remove(staged)
 
@@ -389,11 +448,15 @@ def _duplicates(keys: np.ndarray) -> dict[int, int]:
     return {}
   run_start = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
   first = order[run_start[np.searchsorted(run_start, repeated, side="right") - 1]]
-  return dict(zip(order[repeated].tolist(), first.tolist()))
+  return dict(zip(order[repeated].tolist(), first.tolist(), strict=True))
 
 
 def prepare(source, output_dir: str, max_reject_share: float = MAX_REJECT_SHARE) -> Report:
-  """Writes `output_dir/{ratings,movies}/` from `source` = (movie rows, rating rows, scale, extras)."""
+  """Writes `output_dir/{ratings,movies}/` from `source`.
+
+  `source` is (movie rows, rating rows, rating scale, extra columns), as the
+  format readers above return it.
+  """
   movie_rows, rating_rows, scale, extra_columns = source
   os.makedirs(output_dir, exist_ok=True)
   staging = tempfile.mkdtemp(prefix=".prepare-", dir=output_dir)
@@ -402,28 +465,52 @@ def prepare(source, output_dir: str, max_reject_share: float = MAX_REJECT_SHARE)
   try:
     os.makedirs(os.path.join(staging, contracts.MOVIES_FOLDER))
     os.makedirs(os.path.join(staging, contracts.RATINGS_FOLDER))
-    known = _write_movies(movie_rows, os.path.join(staging, contracts.MOVIES_FOLDER, MOVIES_FILE),
-                          rejects, report)
-    _write_ratings(rating_rows, os.path.join(staging, contracts.RATINGS_FOLDER, RATINGS_FILE),
-                   scale, known, extra_columns, rejects, report)
+    known = _write_movies(
+      movie_rows, os.path.join(staging, contracts.MOVIES_FOLDER, MOVIES_FILE), rejects, report
+    )
+    _write_ratings(
+      rating_rows,
+      os.path.join(staging, contracts.RATINGS_FOLDER, RATINGS_FILE),
+      scale,
+      known,
+      extra_columns,
+      rejects,
+      report,
+    )
     rejects.close()
     if report.rows_in == 0:
       raise PrepareError("no rating rows in the input.")
     rejected = report.rows_in - report.rows_written
     if rejected > max_reject_share * report.rows_in:
       raise PrepareError(
-          f"{rejected:,} of {report.rows_in:,} rating rows rejected "
-          f"({rejected / report.rows_in:.2%} > {max_reject_share:.2%}): "
-          f"{dict(report.rejects)}; see {os.path.join(output_dir, contracts.REJECTS_FILE)}.")
-    schema_lib.write(schema_lib.ratings_schema(scale.minimum, scale.maximum,
-                                               integer_ratings=scale.step >= 1,
-                                               string_columns=extra_columns),
-                     os.path.join(staging, contracts.DATA_SCHEMA_FILE))
+        f"{rejected:,} of {report.rows_in:,} rating rows rejected "
+        f"({rejected / report.rows_in:.2%} > {max_reject_share:.2%}): "
+        f"{dict(report.rejects)}; see {os.path.join(output_dir, contracts.REJECTS_FILE)}."
+      )
+    schema_lib.write(
+      schema_lib.ratings_schema(
+        scale.minimum, scale.maximum, integer_ratings=scale.step >= 1, string_columns=extra_columns
+      ),
+      os.path.join(staging, contracts.DATA_SCHEMA_FILE),
+    )
     with open(os.path.join(staging, contracts.DATASET_FILE), "w") as f:
-      json.dump({"rating_min": scale.minimum, "rating_max": scale.maximum,
-                 "rating_step": scale.step, **report.as_dict()}, f, indent=2)
-    for name in (contracts.RATINGS_FOLDER, contracts.MOVIES_FOLDER, contracts.REJECTS_FILE,
-                 contracts.DATASET_FILE, contracts.DATA_SCHEMA_FILE):
+      json.dump(
+        {
+          "rating_min": scale.minimum,
+          "rating_max": scale.maximum,
+          "rating_step": scale.step,
+          **report.as_dict(),
+        },
+        f,
+        indent=2,
+      )
+    for name in (
+      contracts.RATINGS_FOLDER,
+      contracts.MOVIES_FOLDER,
+      contracts.REJECTS_FILE,
+      contracts.DATASET_FILE,
+      contracts.DATA_SCHEMA_FILE,
+    ):
       target = os.path.join(output_dir, name)
       if os.path.isdir(target):
         shutil.rmtree(target)
@@ -435,4 +522,3 @@ def prepare(source, output_dir: str, max_reject_share: float = MAX_REJECT_SHARE)
     if os.path.exists(staged_rejects):  # kept for inspection on failure
       os.replace(staged_rejects, os.path.join(output_dir, contracts.REJECTS_FILE))
     shutil.rmtree(staging, ignore_errors=True)
-

@@ -35,13 +35,42 @@ def embedded_sample_dir() -> str:
   """The embedded sample's data folder (the repo's data/sample, installed with the package)."""
   return str(importlib.resources.files("nfrec.sample_data"))
 
+
 _ADJECTIVES = (
-    "Silent", "Crimson", "Last", "Hidden", "Broken", "Golden", "Lonely", "Dark",
-    "Wild", "Frozen", "Secret", "Lost", "Electric", "Midnight", "Little", "Eternal",
+  "Silent",
+  "Crimson",
+  "Last",
+  "Hidden",
+  "Broken",
+  "Golden",
+  "Lonely",
+  "Dark",
+  "Wild",
+  "Frozen",
+  "Secret",
+  "Lost",
+  "Electric",
+  "Midnight",
+  "Little",
+  "Eternal",
 )
 _NOUNS = (
-    "River", "Empire", "Summer", "Witness", "Garden", "Station", "Kingdom", "Letter",
-    "Harbor", "Storm", "Dream", "Road", "Island", "Promise", "Circus", "Mirror",
+  "River",
+  "Empire",
+  "Summer",
+  "Witness",
+  "Garden",
+  "Station",
+  "Kingdom",
+  "Letter",
+  "Harbor",
+  "Storm",
+  "Dream",
+  "Road",
+  "Island",
+  "Promise",
+  "Circus",
+  "Mirror",
 )
 # A few titles used several times, like the real catalog's remakes.
 _REMADE_TITLES = ("Pride and Prejudice", "Hamlet", "Little Women", "The Killers")
@@ -50,6 +79,7 @@ _REMADE_TITLES = ("Pride and Prejudice", "Hamlet", "Little Women", "The Killers"
 @dataclasses.dataclass(frozen=True)
 class SampleSpec:
   """The embedded sample; `netflix_shaped` scales it up for benchmarks."""
+
   num_users: int = 2_500
   num_movies: int = 1_200
   mean_ratings_per_user: float = 40.0
@@ -62,8 +92,12 @@ def netflix_shaped(num_ratings: int, seed: int = 7) -> SampleSpec:
   """The full Netflix catalog (17,770 movies) and about 200 ratings per user, as in
   the Netflix Prize data (100M ratings by 480k users), for `num_ratings` ratings."""
   mean_per_user = 200.0
-  return SampleSpec(num_users=max(int(num_ratings / mean_per_user), 1), num_movies=17_770,
-                    mean_ratings_per_user=mean_per_user, seed=seed)
+  return SampleSpec(
+    num_users=max(int(num_ratings / mean_per_user), 1),
+    num_movies=17_770,
+    mean_ratings_per_user=mean_per_user,
+    seed=seed,
+  )
 
 
 def generate(spec: SampleSpec) -> tuple[list[tuple], np.ndarray]:
@@ -92,8 +126,13 @@ def generate(spec: SampleSpec) -> tuple[list[tuple], np.ndarray]:
     # Gumbel top-k: a sample without replacement, weighted by popularity and taste.
     keys = log_popularity + 2.0 * affinity + rng.gumbel(size=spec.num_movies)
     watched = np.argpartition(-keys, activity[user])[: activity[user]]
-    raw = (2.8 + user_bias[user] + movie_bias[watched] + 2.0 * affinity[watched]
-           + rng.normal(0, spec.noise_stddev, watched.size))
+    raw = (
+      2.8
+      + user_bias[user]
+      + movie_bias[watched]
+      + 2.0 * affinity[watched]
+      + rng.normal(0, spec.noise_stddev, watched.size)
+    )
     stars = np.clip(np.rint(raw), 1, 5).astype(np.int64)
     per_user.append(np.stack([np.full(watched.size, user_ids[user]), stars, watched + 1], axis=1))
   ratings = np.concatenate(per_user)
@@ -119,8 +158,9 @@ def write(output_dir: str, spec: SampleSpec = SampleSpec()) -> tuple[str, str]:
   ratings_dir = os.path.join(output_dir, contracts.RATINGS_FOLDER)
   movies_dir = os.path.join(output_dir, contracts.MOVIES_FOLDER)
   for folder, name, header, rows in (
-      (movies_dir, MOVIES_FILE, contracts.MOVIES_COLUMNS, movies),
-      (ratings_dir, RATINGS_FILE, contracts.RATINGS_COLUMNS, ratings)):
+    (movies_dir, MOVIES_FILE, contracts.MOVIES_COLUMNS, movies),
+    (ratings_dir, RATINGS_FILE, contracts.RATINGS_COLUMNS, ratings),
+  ):
     os.makedirs(folder, exist_ok=True)
     with open(os.path.join(folder, name), "w", newline="", encoding="utf-8") as f:
       writer = csv.writer(f)

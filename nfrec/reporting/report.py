@@ -31,8 +31,7 @@ def _png(figure) -> str:
   buffer = io.BytesIO()
   figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
   plt.close(figure)
-  return ('<img src="data:image/png;base64,'
-          + base64.b64encode(buffer.getvalue()).decode() + '">')
+  return '<img src="data:image/png;base64,' + base64.b64encode(buffer.getvalue()).decode() + '">'
 
 
 def metrics_rows(summary: dict) -> list[tuple[str, dict]]:
@@ -40,8 +39,12 @@ def metrics_rows(summary: dict) -> list[tuple[str, dict]]:
   retrieval = summary.get("retrieval_evaluation", {})
   evaluator = summary.get("evaluator_metrics", {})
   model = dict(retrieval.get("model", {}))
-  model.update({contracts.RMSE: evaluator.get(contracts.TFMA_RMSE, model.get(contracts.RMSE)),
-                contracts.MAE: evaluator.get(contracts.TFMA_MAE, model.get(contracts.MAE))})
+  model.update(
+    {
+      contracts.RMSE: evaluator.get(contracts.TFMA_RMSE, model.get(contracts.RMSE)),
+      contracts.MAE: evaluator.get(contracts.TFMA_MAE, model.get(contracts.MAE)),
+    }
+  )
   rows = [("this model", model)]
   if retrieval.get("baseline_model"):
     rows.append(("last blessed model", retrieval["baseline_model"]))
@@ -55,8 +58,10 @@ def _metrics_table(summary: dict) -> str:
   head = "".join(f"<th>{label}</th>" for label in contracts.METRIC_LABELS.values())
   body = ""
   for name, values in metrics_rows(summary):
-    cells = "".join(f"<td>{values[key]:.4f}</td>" if values.get(key) is not None else "<td></td>"
-                    for key in contracts.METRIC_LABELS)
+    cells = "".join(
+      f"<td>{values[key]:.4f}</td>" if values.get(key) is not None else "<td></td>"
+      for key in contracts.METRIC_LABELS
+    )
     body += f"<tr><th>{html.escape(name)}</th>{cells}</tr>"
   return f"<table><tr><th></th>{head}</tr>{body}</table>"
 
@@ -67,10 +72,17 @@ def _plots(summary: dict) -> list[str]:
   counts = retrieval.get("rating_counts")
   if counts:
     figure, axis = plt.subplots(figsize=(4.5, 3))
-    for offset, (split, values) in zip((-0.2, 0.2), counts.items()):
+    # Side by side: one bar per split at each rating value (half stars: half the width).
+    width = (0.8 if all(len(values) <= 5 for values in counts.values()) else 0.4) / len(counts)
+    for position, (split, values) in enumerate(counts.items()):
       total = sum(values.values())
-      axis.bar([float(k) + offset for k in values], [v / total for v in values.values()],
-               width=0.4 if len(values) <= 5 else 0.2, label=split)
+      offset = (position - (len(counts) - 1) / 2) * width
+      axis.bar(
+        [float(k) + offset for k in values],
+        [v / total for v in values.values()],
+        width=width,
+        label=split,
+      )
     axis.set(title="Rating distribution", xlabel="rating", ylabel="share")
     axis.legend()
     plots.append(_png(figure))
@@ -93,15 +105,22 @@ def _plots(summary: dict) -> list[str]:
     figure, axis = plt.subplots(figsize=(4.5, 3))
     axis.bar([b["training_ratings"] for b in buckets], [b[contracts.RMSE] for b in buckets])
     for name, values in retrieval.get("rating_baselines", {}).items():
-      axis.axhline(values[contracts.RMSE], linestyle="--", color="gray" if "mean" in name else "black",
-                   label=f"{name.replace('_', ' ')} (all users)")
+      axis.axhline(
+        values[contracts.RMSE],
+        linestyle="--",
+        color="gray" if "mean" in name else "black",
+        label=f"{name.replace('_', ' ')} (all users)",
+      )
     axis.set(title="RMSE by user activity", xlabel="user's training ratings", ylabel="RMSE")
     axis.legend(fontsize=7)
     plots.append(_png(figure))
   if retrieval.get("model", {}).get("recall_curve"):
     figure, axis = plt.subplots(figsize=(4.5, 3))
-    for name, label in (("model", "this model"), ("baseline_model", "last blessed"),
-                        ("most_popular", "most popular")):
+    for name, label in (
+      ("model", "this model"),
+      ("baseline_model", "last blessed"),
+      ("most_popular", "most popular"),
+    ):
       curve = retrieval.get(name, {}).get("recall_curve")
       if curve:
         axis.plot([int(k) for k in curve], list(curve.values()), marker="o", label=label)
@@ -115,6 +134,7 @@ def _statistics_table(statistics_uri: str) -> tuple[str, str]:
   """(summary table HTML, TFDV's Facets HTML) of the ratings statistics."""
   import tensorflow_data_validation as tfdv
   from tensorflow_data_validation.utils import display_util
+
   rows, facets = "", ""
   for split in ("train", "eval"):
     path = os.path.join(statistics_uri, f"Split-{split}", "FeatureStats.pb")
@@ -126,11 +146,15 @@ def _statistics_table(statistics_uri: str) -> tuple[str, str]:
     for feature in stats.datasets[0].features:
       numeric = feature.num_stats
       common = numeric.common_stats
-      rows += (f"<tr><td>{split}</td><td>{html.escape(feature.path.step[0])}</td>"
-               f"<td>{common.num_non_missing:,}</td><td>{common.num_missing:,}</td>"
-               f"<td>{numeric.min:g}</td><td>{numeric.max:g}</td><td>{numeric.mean:.3f}</td></tr>")
-  table = ("<table><tr><th>split</th><th>feature</th><th>present</th><th>missing</th>"
-           f"<th>min</th><th>max</th><th>mean</th></tr>{rows}</table>")
+      rows += (
+        f"<tr><td>{split}</td><td>{html.escape(feature.path.step[0])}</td>"
+        f"<td>{common.num_non_missing:,}</td><td>{common.num_missing:,}</td>"
+        f"<td>{numeric.min:g}</td><td>{numeric.max:g}</td><td>{numeric.mean:.3f}</td></tr>"
+      )
+  table = (
+    "<table><tr><th>split</th><th>feature</th><th>present</th><th>missing</th>"
+    f"<th>min</th><th>max</th><th>mean</th></tr>{rows}</table>"
+  )
   return table, facets
 
 
@@ -141,48 +165,61 @@ text-align:right}img{margin:4px}.bad{color:#a00}.good{color:#070}"""
 
 def write(output_dir: str, summary: dict) -> str:
   """Writes report.html (and statistics.html) into `output_dir`; returns the report path."""
-  verdict = ('<p class="good">Blessed' + (" and pushed to " + html.escape(summary["pushed_to"])
-                                          if summary.get("pushed") else
-                                          " (the same model is already served)") + "</p>"
-             if summary.get("blessed") else
-             '<p class="bad">Not blessed; the served model is unchanged:</p><ul>'
-             + "".join(f"<li>{html.escape(r)}</li>" for r in summary.get("gate_reasons", []))
-             + "</ul>")
+  verdict = (
+    '<p class="good">Blessed'
+    + (
+      " and pushed to " + html.escape(summary["pushed_to"])
+      if summary.get("pushed")
+      else " (the same model is already served)"
+    )
+    + "</p>"
+    if summary.get("blessed")
+    else '<p class="bad">Not blessed; the served model is unchanged:</p><ul>'
+    + "".join(f"<li>{html.escape(r)}</li>" for r in summary.get("gate_reasons", []))
+    + "</ul>"
+  )
   data = summary.get("data", {})
   anomalies = {split: items for split, items in summary.get("anomalies", {}).items() if items}
-  statistics, facets = (_statistics_table(summary["statistics_uri"])
-                        if summary.get("statistics_uri") else ("", ""))
+  statistics, facets = (
+    _statistics_table(summary["statistics_uri"]) if summary.get("statistics_uri") else ("", "")
+  )
   if facets:
     with open(os.path.join(output_dir, STATISTICS_FILE), "w") as f:
       f.write(facets)
-  components = "".join(f"<tr><td>{html.escape(name)}</td><td>{info['state']}</td>"
-                       f"<td>{info['seconds']:.1f}</td></tr>"
-                       for name, info in summary.get("components", {}).items())
+  components = "".join(
+    f"<tr><td>{html.escape(name)}</td><td>{info['state']}</td><td>{info['seconds']:.1f}</td></tr>"
+    for name, info in summary.get("components", {}).items()
+  )
   parts = [
-      f"<h1>Run report: {html.escape(summary.get('pipeline', ''))}</h1>",
-      f"<p>data {html.escape(summary.get('data_dir', ''))}, preset "
-      f"<b>{html.escape(summary.get('preset', ''))}</b>, wall time {summary.get('wall_time_s')} s</p>",
-      verdict,
-      "<h2>Metrics on the eval split</h2>",
-      "<p>Rating metrics of the model are TFMA's, on the serving signature. Recall and NDCG are "
-      "filtered (the user's training movies excluded; relevant = rated 4 or more); top-K "
-      "accuracy excludes nothing (the seed's metric).</p>",
-      _metrics_table(summary),
-      "<h2>Plots</h2>", "".join(_plots(summary)),
-      "<h2>Data</h2>",
-      f"<p>{json.dumps(data)}</p>",
-      f"<p>Anomalies (TFDV ExampleValidator): {html.escape(json.dumps(anomalies)) if anomalies else 'none'}</p>",
-      statistics,
-      f'<p>TFDV\'s full statistics view: <a href="{STATISTICS_FILE}">{STATISTICS_FILE}</a></p>'
-      if facets else "",
-      "<h2>Training</h2>",
-      f"<p>TensorBoard: <code>tensorboard --logdir {html.escape(summary.get('tensorboard_logdir', ''))}"
-      "</code></p>",
-      "<h2>Steps</h2><table><tr><th>component</th><th>state</th><th>s</th></tr>"
-      f"{components}</table>",
+    f"<h1>Run report: {html.escape(summary.get('pipeline', ''))}</h1>",
+    f"<p>data {html.escape(summary.get('data_dir', ''))}, preset "
+    f"<b>{html.escape(summary.get('preset', ''))}</b>, "
+    f"wall time {summary.get('wall_time_s')} s</p>",
+    verdict,
+    "<h2>Metrics on the eval split</h2>",
+    "<p>Rating metrics of the model are TFMA's, on the serving signature. Recall and NDCG are "
+    "filtered (the user's training movies excluded; relevant = rated 4 or more); top-K "
+    "accuracy excludes nothing (the seed's metric).</p>",
+    _metrics_table(summary),
+    "<h2>Plots</h2>",
+    "".join(_plots(summary)),
+    "<h2>Data</h2>",
+    f"<p>{json.dumps(data)}</p>",
+    "<p>Anomalies (TFDV ExampleValidator): "
+    f"{html.escape(json.dumps(anomalies)) if anomalies else 'none'}</p>",
+    statistics,
+    f'<p>TFDV\'s full statistics view: <a href="{STATISTICS_FILE}">{STATISTICS_FILE}</a></p>'
+    if facets
+    else "",
+    "<h2>Training</h2>",
+    "<p>TensorBoard: <code>tensorboard --logdir "
+    f"{html.escape(summary.get('tensorboard_logdir', ''))}</code></p>",
+    f"<h2>Steps</h2><table><tr><th>component</th><th>state</th><th>s</th></tr>{components}</table>",
   ]
   path = os.path.join(output_dir, REPORT_FILE)
   with open(path, "w") as f:
-    f.write(f"<!doctype html><html><head><meta charset='utf-8'><title>Run report</title>"
-            f"<style>{STYLE}</style></head><body>{''.join(parts)}</body></html>")
+    f.write(
+      f"<!doctype html><html><head><meta charset='utf-8'><title>Run report</title>"
+      f"<style>{STYLE}</style></head><body>{''.join(parts)}</body></html>"
+    )
   return path

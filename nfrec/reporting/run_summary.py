@@ -32,19 +32,25 @@ def latest_executions(store, pipeline_name: str, since_ms: int = 0) -> dict:
     prefix = pipeline_name + "."
     if not context.name.startswith(prefix):
       continue
-    executions = [e for e in store.get_executions_by_context(context.id)
-                  if e.create_time_since_epoch >= since_ms]
+    executions = [
+      e
+      for e in store.get_executions_by_context(context.id)
+      if e.create_time_since_epoch >= since_ms
+    ]
     if not executions:
       continue
     execution = max(executions, key=lambda e: e.id)
     outputs = {}
-    events = [e for e in store.get_events_by_execution_ids([execution.id])
-              if e.type == metadata_store_pb2.Event.OUTPUT]
+    events = [
+      e
+      for e in store.get_events_by_execution_ids([execution.id])
+      if e.type == metadata_store_pb2.Event.OUTPUT
+    ]
     artifacts = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in events])}
     for event in events:
       key = event.path.steps[0].key if event.path.steps else ""
       outputs.setdefault(key, []).append(artifacts[event.artifact_id])
-    result[context.name[len(prefix):]] = (execution, outputs)
+    result[context.name[len(prefix) :]] = (execution, outputs)
   return result
 
 
@@ -57,8 +63,10 @@ def _property(artifact, name, default=None):
 
 def _split_files(artifact, file_name: str) -> dict:
   """split name -> path of `file_name` in that split of a split artifact."""
-  return {split: os.path.join(artifact.uri, f"Split-{split}", file_name)
-          for split in json.loads(artifact.properties["split_names"].string_value)}
+  return {
+    split: os.path.join(artifact.uri, f"Split-{split}", file_name)
+    for split in json.loads(artifact.properties["split_names"].string_value)
+  }
 
 
 def example_counts(statistics_artifact) -> dict:
@@ -73,8 +81,10 @@ def example_counts(statistics_artifact) -> dict:
 
 def anomalies(anomalies_artifact) -> dict:
   """split -> list of "feature: description" anomalies found by ExampleValidator."""
-  return {split: gate.read_anomalies(path) for split, path in
-          _split_files(anomalies_artifact, gate.ANOMALIES_FILE).items()}
+  return {
+    split: gate.read_anomalies(path)
+    for split, path in _split_files(anomalies_artifact, gate.ANOMALIES_FILE).items()
+  }
 
 
 def evaluator_metrics(evaluation_artifact) -> dict:
@@ -98,8 +108,8 @@ def _read_json(path: str):
     return json.load(f)
 
 
-def summarize(config: config_lib.PipelineConfig, metadata_config, since_ms: int = 0) -> dict:
-  store = metadata_store.MetadataStore(metadata_config)
+def summarize(config: config_lib.PipelineConfig, store, since_ms: int = 0) -> dict:
+  """The summary of the run whose executions started at or after `since_ms` (epoch ms)."""
   runs = latest_executions(store, config.pipeline_name, since_ms)
 
   def output(component, key):
@@ -107,23 +117,40 @@ def summarize(config: config_lib.PipelineConfig, metadata_config, since_ms: int 
       return None
     return runs[component][1][key][0]
 
-  summary = {"pipeline": config.pipeline_name, "data_dir": config.data_dir,
-             "output_dir": config.output_dir, "preset": config.preset}
+  summary = {
+    "pipeline": config.pipeline_name,
+    "data_dir": config.data_dir,
+    "output_dir": config.output_dir,
+    "preset": config.preset,
+  }
   summary["components"] = {
-      name: {"state": _STATE_NAMES.get(execution.last_known_state, "UNKNOWN"),
-             "seconds": round((execution.last_update_time_since_epoch
-                               - execution.create_time_since_epoch) / 1000, 1),
-             # Epoch seconds, so a benchmark can align its memory samples with steps.
-             "started_at": execution.create_time_since_epoch / 1000,
-             "finished_at": execution.last_update_time_since_epoch / 1000}
-      for name, (execution, _) in sorted(runs.items(), key=lambda item: item[1][0].id)}
+    name: {
+      "state": _STATE_NAMES.get(execution.last_known_state, "UNKNOWN"),
+      "seconds": round(
+        (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000, 1
+      ),
+      # Epoch seconds, so a benchmark can align its memory samples with steps.
+      "started_at": execution.create_time_since_epoch / 1000,
+      "finished_at": execution.last_update_time_since_epoch / 1000,
+    }
+    for name, (execution, _) in sorted(runs.items(), key=lambda item: item[1][0].id)
+  }
 
   statistics = output(pipeline_lib.STATISTICS_GEN, "statistics")
   data = {"ratings": example_counts(statistics)} if statistics else {}
   builder_model = output(pipeline_lib.SERVING_MODEL_BUILDER, "serving_model")
   if builder_model:
-    data.update({name: _property(builder_model, name) for name in (
-        "known_users", "indexed_movies", "catalog_movies", "indexed_movies_without_title")})
+    data.update(
+      {
+        name: _property(builder_model, name)
+        for name in (
+          "known_users",
+          "indexed_movies",
+          "catalog_movies",
+          "indexed_movies_without_title",
+        )
+      }
+    )
   summary["data"] = data
   validation = output(pipeline_lib.EXAMPLE_VALIDATOR, "anomalies")
   if validation:
@@ -147,12 +174,12 @@ def summarize(config: config_lib.PipelineConfig, metadata_config, since_ms: int 
   retrieval = output(pipeline_lib.RETRIEVAL_EVALUATOR, "evaluation_output")
   if retrieval:
     summary["retrieval_evaluation"] = _read_json(
-        os.path.join(retrieval.uri, contracts.RETRIEVAL_EVALUATION_FILE))
+      os.path.join(retrieval.uri, contracts.RETRIEVAL_EVALUATION_FILE)
+    )
   blessing = output(pipeline_lib.RETRIEVAL_EVALUATOR, "blessing")
   summary["blessed"] = bool(blessing and _property(blessing, "blessed", 0))
   if blessing and tf.io.gfile.exists(os.path.join(blessing.uri, contracts.GATE_FILE)):
-    summary["gate_reasons"] = _read_json(
-        os.path.join(blessing.uri, contracts.GATE_FILE))["reasons"]
+    summary["gate_reasons"] = _read_json(os.path.join(blessing.uri, contracts.GATE_FILE))["reasons"]
   pushed = output(pipeline_lib.PUSHER, "pushed_model")
   summary["pushed"] = bool(pushed and _property(pushed, "pushed", 0))
   summary["pushed_to"] = _property(pushed, "pushed_destination") if summary["pushed"] else None
@@ -161,7 +188,8 @@ def summarize(config: config_lib.PipelineConfig, metadata_config, since_ms: int 
 
 
 def write(config, metadata_config, started_at: float, wall_time_s: float) -> dict:
-  summary = summarize(config, metadata_config, since_ms=int(started_at * 1000) - 1000)
+  store = metadata_store.MetadataStore(metadata_config)
+  summary = summarize(config, store, since_ms=int(started_at * 1000) - 1000)
   summary["wall_time_s"] = round(wall_time_s, 1)
   with open(os.path.join(config.output_dir, SUMMARY_FILE), "w") as f:
     json.dump(summary, f, indent=2)

@@ -19,8 +19,10 @@ def latest_version_dir(model_base_path: str) -> str:
     raise ModelNotFound(f"{model_base_path}: no such model directory (run `nfrec run` first).")
   version = contracts.latest_version(model_base_path)
   if version is None:
-    raise ModelNotFound(f"{model_base_path}: no model version in this directory "
-                        "(no pushed model yet: was the last run blessed?).")
+    raise ModelNotFound(
+      f"{model_base_path}: no model version in this directory "
+      "(no pushed model yet: was the last run blessed?)."
+    )
   return os.path.join(model_base_path, version)
 
 
@@ -40,22 +42,40 @@ class Recommender:
 
   def recommend(self, user_ids: list[str]) -> list[dict]:
     out = self._recommend(**{contracts.INPUT_USER_ID: tf.constant(user_ids, tf.string)})
-    columns = [out[name].numpy() for name in (contracts.OUTPUT_MOVIE_IDS, contracts.OUTPUT_TITLES,
-                                              contracts.OUTPUT_YEARS, contracts.OUTPUT_SCORES)]
-    return [{
+    columns = [
+      out[name].numpy()
+      for name in (
+        contracts.OUTPUT_MOVIE_IDS,
+        contracts.OUTPUT_TITLES,
+        contracts.OUTPUT_YEARS,
+        contracts.OUTPUT_SCORES,
+      )
+    ]
+    return [
+      {
         "user_id": user_id,
         "popular_fallback": bool(out[contracts.OUTPUT_POPULAR_FALLBACK][row]),
-        "items": [{"movie_id": m.decode(), "title": t.decode(), "year": int(y), "score": float(s)}
-                  for m, t, y, s in zip(*(column[row] for column in columns))],
-    } for row, user_id in enumerate(user_ids)]
+        "items": [
+          {"movie_id": m.decode(), "title": t.decode(), "year": int(y), "score": float(s)}
+          for m, t, y, s in zip(*(column[row] for column in columns), strict=True)
+        ],
+      }
+      for row, user_id in enumerate(user_ids)
+    ]
 
   def movies_titled(self, title: str) -> list[dict]:
     """Every indexed movie with this title (case-insensitive): titles are not unique."""
     wanted = title.strip().casefold()
-    return [{"movie_id": m.decode(), "title": t.decode(), "year": int(y)}
-            for m, t, y in zip(self._model.movie_ids.numpy(), self._model.titles.numpy(),
-                               self._model.years.numpy())
-            if t.decode().casefold() == wanted]
+    return [
+      {"movie_id": m.decode(), "title": t.decode(), "year": int(y)}
+      for m, t, y in zip(
+        self._model.movie_ids.numpy(),
+        self._model.titles.numpy(),
+        self._model.years.numpy(),
+        strict=True,
+      )
+      if t.decode().casefold() == wanted
+    ]
 
   def resolve_movie(self, movie: str) -> str:
     """A Movie_ID from an id or a title; an ambiguous or unknown title is an error."""
@@ -66,23 +86,34 @@ class Recommender:
       raise LookupError(f"no movie titled {movie!r} in the model (give a Movie_ID?)")
     if len(matches) > 1:
       candidates = "; ".join(f"{m['movie_id']} ({m['year']})" for m in matches)
-      raise LookupError(f"{len(matches)} movies are titled {movie!r}: {candidates}; "
-                        "give the Movie_ID")
+      raise LookupError(
+        f"{len(matches)} movies are titled {movie!r}: {candidates}; give the Movie_ID"
+      )
     return matches[0]["movie_id"]
 
   def predict_rating(self, user_ids: list[str], movie_ids: list[str]) -> list[dict]:
-    out = self._predict_rating(**{contracts.INPUT_USER_ID: tf.constant(user_ids, tf.string),
-                                  contracts.INPUT_MOVIE_ID: tf.constant(movie_ids, tf.string)})
-    return [{"rating": float(r), "fallback": bool(f)}
-            for r, f in zip(out[contracts.OUTPUT_RATING].numpy(),
-                            out[contracts.OUTPUT_FALLBACK].numpy())]
+    out = self._predict_rating(
+      **{
+        contracts.INPUT_USER_ID: tf.constant(user_ids, tf.string),
+        contracts.INPUT_MOVIE_ID: tf.constant(movie_ids, tf.string),
+      }
+    )
+    return [
+      {"rating": float(r), "fallback": bool(f)}
+      for r, f in zip(
+        out[contracts.OUTPUT_RATING].numpy(), out[contracts.OUTPUT_FALLBACK].numpy(), strict=True
+      )
+    ]
 
 
 def format_recommendations(result: dict) -> str:
-  lines = [f"Top {len(result['items'])} for user {result['user_id']}"
-           + (" (unknown user: most popular movies)" if result["popular_fallback"] else "")]
+  lines = [
+    f"Top {len(result['items'])} for user {result['user_id']}"
+    + (" (unknown user: most popular movies)" if result["popular_fallback"] else "")
+  ]
   lines.append(f"{'rank':>4}  {'Movie_ID':>8}  {'year':>4}  {'score':>7}  title")
   for rank, item in enumerate(result["items"], 1):
-    lines.append(f"{rank:>4}  {item['movie_id']:>8}  {item['year']:>4}  {item['score']:>7.3f}  "
-                 f"{item['title']}")
+    lines.append(
+      f"{rank:>4}  {item['movie_id']:>8}  {item['year']:>4}  {item['score']:>7.3f}  {item['title']}"
+    )
   return "\n".join(lines)
