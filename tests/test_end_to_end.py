@@ -11,6 +11,7 @@ import time
 import pytest
 
 from nfrec import contracts
+from tests.conftest import PIPELINE_COMPONENTS
 
 pytestmark = pytest.mark.e2e
 
@@ -37,10 +38,7 @@ def first_run(tiny_data_dir, tmp_path_factory):
 
 def test_every_component_ran(first_run):
   _, summary, _ = first_run
-  assert set(summary["components"]) == {
-      "RatingsExampleGen", "MoviesExampleGen", "StatisticsGen", "ImportSchemaGen",
-      "ExampleValidator", "DataGate", "Transform", "Trainer", "ServingModelBuilder",
-      "latest_blessed_model_resolver", "Evaluator", "RetrievalEvaluator", "Pusher"}
+  assert set(summary["components"]) == set(PIPELINE_COMPONENTS)
   assert all(c["state"] == "COMPLETE" for c in summary["components"].values())
 
 
@@ -50,7 +48,7 @@ def test_summary_counts_the_data_and_the_split(first_run, tiny_data_dir):
     rows = sum(1 for _ in f) - 1
   ratings = summary["data"]["ratings"]
   assert ratings["train"] + ratings["eval"] == rows
-  assert 0.15 < ratings["eval"] / rows < 0.25          # 80/20 hash split
+  assert 0.15 < ratings["eval"] / rows < 0.25  # 80/20 hash split
   assert summary["data"]["catalog_movies"] == 120
   assert 0 < summary["data"]["indexed_movies"] <= 120
   assert summary["data"]["indexed_movies_without_title"] == 0
@@ -67,8 +65,9 @@ def test_metrics_blessing_and_push(first_run):
   assert 0.0 <= trainer["top_10_accuracy"] <= trainer["top_100_accuracy"] <= 1.0
   assert summary["blessed"] and summary["pushed"]
   version_dir = summary["pushed_to"]
-  assert os.path.dirname(version_dir) == os.path.join(output, "serving_model",
-                                                      "netflix_recommender")
+  assert os.path.dirname(version_dir) == os.path.join(
+    output, "serving_model", "netflix_recommender"
+  )
   assert os.path.basename(version_dir).isdigit()
   assert os.path.exists(os.path.join(version_dir, "saved_model.pb"))
   assert "Top 10 for user" in stdout
@@ -84,7 +83,8 @@ def test_retrieval_metrics_and_baselines_gate_the_push_and_fill_the_report(first
     assert metrics["users_with_relevant"] > 0
   # The same eval split for all: top-K accuracy agrees with the Trainer's own.
   assert model["top_10_accuracy"] == pytest.approx(
-      summary["trainer_metrics"]["top_10_accuracy"], abs=0.02)
+    summary["trainer_metrics"]["top_10_accuracy"], abs=0.02
+  )
   baselines = retrieval["rating_baselines"]
   assert baselines["user_movie_bias"]["rmse"] < baselines["global_mean"]["rmse"]
   assert summary["rating_gate_passed"] and summary["blessed"]
@@ -92,23 +92,30 @@ def test_retrieval_metrics_and_baselines_gate_the_push_and_fill_the_report(first
   with open(os.path.join(output, "report.html")) as f:
     report = f.read()
   assert "Recall@100" in report and "most popular" in report and "Blessed" in report
-  assert report.count("data:image/png;base64,") == 4   # distribution, curves, activity, recall
-  assert os.path.exists(os.path.join(output, "statistics.html"))   # TFDV's Facets view
+  assert report.count("data:image/png;base64,") == 4  # distribution, curves, activity, recall
+  assert os.path.exists(os.path.join(output, "statistics.html"))  # TFDV's Facets view
 
 
 def test_pushed_model_answers_in_a_tensorflow_only_process(first_run):
   _, summary, _ = first_run
   check = (
-      "import sys, tensorflow as tf\n"
-      "m = tf.saved_model.load(sys.argv[1])\n"
-      "out = m.signatures['recommend'](user_id=tf.constant(['no-such-user']))\n"
-      "assert bool(out['popular_fallback'][0]), out\n"
-      "assert out['movie_ids'].shape == (1, 10), out['movie_ids'].shape\n"
-      "assert not any(n.startswith('tensorflow_recommenders') for n in sys.modules)\n"
-      "print('ok')\n")
+    "import sys, tensorflow as tf\n"
+    "m = tf.saved_model.load(sys.argv[1])\n"
+    "out = m.signatures['recommend'](user_id=tf.constant(['no-such-user']))\n"
+    "assert bool(out['popular_fallback'][0]), out\n"
+    "assert out['movie_ids'].shape == (1, 10), out['movie_ids'].shape\n"
+    "assert not any(n.startswith('tensorflow_recommenders') for n in sys.modules)\n"
+    "print('ok')\n"
+  )
   env = contracts.tf_only_environment()
-  result = subprocess.run([sys.executable, "-c", check, summary["pushed_to"]], env=env,
-                          capture_output=True, text=True, timeout=300, cwd="/")
+  result = subprocess.run(
+    [sys.executable, "-c", check, summary["pushed_to"]],
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=300,
+    cwd="/",
+  )
   assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stderr[-3000:]
 
 
@@ -121,12 +128,12 @@ def test_second_run_is_served_from_the_cache(first_run, tiny_data_dir):
   states = {name: c["state"] for name, c in second["components"].items()}
   # Everything up to the model is cached. The Evaluator runs again because it
   # now has a baseline (the model the first run blessed): the same model.
-  for name in ("RatingsExampleGen", "MoviesExampleGen", "StatisticsGen", "ImportSchemaGen",
-               "ExampleValidator", "DataGate", "Transform", "Trainer", "ServingModelBuilder"):
+  for name in PIPELINE_COMPONENTS[: PIPELINE_COMPONENTS.index("ServingModelBuilder") + 1]:
     assert states[name] == "CACHED", states
   assert second["blessed"]
   assert second["evaluator_metrics"]["root_mean_squared_error"] == pytest.approx(
-      first["evaluator_metrics"]["root_mean_squared_error"])
+    first["evaluator_metrics"]["root_mean_squared_error"]
+  )
   # The same model is not pushed again as a new version.
   assert second["pushed_to"] == first["pushed_to"]
   versions = os.listdir(os.path.join(output, "serving_model", "netflix_recommender"))
@@ -134,36 +141,48 @@ def test_second_run_is_served_from_the_cache(first_run, tiny_data_dir):
 
 
 def test_bad_data_stops_the_run_before_training_and_the_served_model_stays(
-    first_run, tiny_data_dir, tmp_path):
+  first_run, tiny_data_dir, tmp_path
+):
   output, first, _ = first_run
   bad = tmp_path / "bad"
   shutil.copytree(tiny_data_dir, bad)
   with open(bad / "ratings" / "Netflix_Dataset_Rating.csv", "a") as f:
-    f.writelines(f"{900000 + i},9,1\n" for i in range(50))   # ratings outside 1..5
+    f.writelines(f"{900000 + i},9,1\n" for i in range(50))  # ratings outside 1..5
   trainer_runs = os.listdir(os.path.join(output, "pipeline", "Trainer", "model"))
   result = _nfrec("run", "--data", str(bad), "--output", output, *FAST)
   assert result.returncode != 0
   error = [line for line in result.stderr.splitlines() if line.startswith("nfrec run: error")]
-  assert len(error) == 1 and "data validation failed" in error[0] and "Rating" in error[0], \
-      result.stderr[-3000:]
+  assert len(error) == 1 and "data validation failed" in error[0] and "Rating" in error[0], (
+    result.stderr[-3000:]
+  )
   assert "Traceback" not in result.stderr
   assert os.listdir(os.path.join(output, "pipeline", "Trainer", "model")) == trainer_runs
   versions = os.listdir(os.path.join(output, "serving_model", "netflix_recommender"))
   assert versions == [os.path.basename(first["pushed_to"])]
 
 
-def test_a_degraded_model_is_not_blessed_and_the_last_blessed_model_stays(first_run,
-                                                                         tiny_data_dir):
+def test_a_degraded_model_is_not_blessed_and_the_last_blessed_model_stays(first_run, tiny_data_dir):
   output, first, _ = first_run
   # Trained for zero epochs: the rating head is untrained noise around the mean.
-  result = _nfrec("run", "--data", tiny_data_dir, "--output", output, "--set", "epochs=0",
-                  "--set", "early_stopping_patience=0")
-  assert result.returncode == 1, result.stderr[-3000:]   # ran, but nothing to serve from it
+  result = _nfrec(
+    "run",
+    "--data",
+    tiny_data_dir,
+    "--output",
+    output,
+    "--set",
+    "epochs=0",
+    "--set",
+    "early_stopping_patience=0",
+  )
+  assert result.returncode == 1, result.stderr[-3000:]  # ran, but nothing to serve from it
   with open(os.path.join(output, "run_summary.json")) as f:
     degraded = json.load(f)
   assert degraded["components"]["Trainer"]["state"] == "COMPLETE"
-  assert (degraded["evaluator_metrics"]["root_mean_squared_error"]
-          > first["evaluator_metrics"]["root_mean_squared_error"])
+  assert (
+    degraded["evaluator_metrics"]["root_mean_squared_error"]
+    > first["evaluator_metrics"]["root_mean_squared_error"]
+  )
   assert not degraded["blessed"] and not degraded["pushed"]
   assert any("rating gate" in reason for reason in degraded["gate_reasons"])
   assert "not blessed: the rating gate" in result.stdout
@@ -174,8 +193,9 @@ def test_a_degraded_model_is_not_blessed_and_the_last_blessed_model_stays(first_
 def test_a_model_below_the_popularity_baseline_is_not_pushed(first_run, tiny_data_dir):
   output, first, _ = first_run
   # The same model, judged by a stricter retrieval gate: only RetrievalEvaluator re-runs.
-  result = _nfrec("run", "--data", tiny_data_dir, "--output", output, *FAST[:-2],
-                  "--min-ratio-to-popular", "100")
+  result = _nfrec(
+    "run", "--data", tiny_data_dir, "--output", output, *FAST[:-2], "--min-ratio-to-popular", "100"
+  )
   assert result.returncode == 1, result.stderr[-3000:]
   with open(os.path.join(output, "run_summary.json")) as f:
     strict = json.load(f)
@@ -188,15 +208,18 @@ def test_a_model_below_the_popularity_baseline_is_not_pushed(first_run, tiny_dat
 
 def test_a_run_killed_during_training_resumes_from_the_cache(tiny_data_dir, tmp_path):
   output = str(tmp_path / "run")
-  process = subprocess.Popen([NFREC, "run", "--data", tiny_data_dir, "--output", output, *FAST],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                             start_new_session=True)
+  process = subprocess.Popen(
+    [NFREC, "run", "--data", tiny_data_dir, "--output", output, *FAST],
+    stdout=subprocess.DEVNULL,
+    stderr=subprocess.DEVNULL,
+    start_new_session=True,
+  )
   trainer_dir = os.path.join(output, "pipeline", "Trainer")
   deadline = time.time() + 600
   while not os.path.isdir(trainer_dir) and process.poll() is None and time.time() < deadline:
     time.sleep(0.5)
   assert process.poll() is None, "the run ended before the Trainer started"
-  os.killpg(process.pid, signal.SIGKILL)   # the whole run, mid-training
+  os.killpg(process.pid, signal.SIGKILL)  # the whole run, mid-training
   process.wait()
   assert not os.path.exists(os.path.join(output, "serving_model"))
 

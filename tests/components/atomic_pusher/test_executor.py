@@ -41,6 +41,6 @@ def test_a_killed_push_leaves_nothing_a_server_would_load(tmp_path):
   half_written = base / (executor.STAGING_PREFIX + "123")
   half_written.mkdir(parents=True)
   (half_written / "variables").mkdir()
-  assert contracts.latest_version(str(base)) is None   # not an integer folder: never loaded
+  assert contracts.latest_version(str(base)) is None  # not an integer folder: never loaded
   destination, _ = executor.push_atomically(_model(tmp_path / "a", b"A"), str(base))
-  assert os.listdir(base) == [os.path.basename(destination)]   # the leftover is cleaned
+  assert os.listdir(base) == [os.path.basename(destination)]  # the leftover is cleaned

@@ -1,9 +1,8 @@
-"""Retrieval metrics, baselines and the gate, on cases small enough to check by hand."""
+"""Retrieval metrics and baselines, on cases small enough to check by hand."""
 
 import numpy as np
 import pytest
 
-from components.retrieval_evaluator import evaluation
 from components.retrieval_evaluator import metrics
 from modules.serving import serving_model
 
@@ -13,12 +12,16 @@ def _ranker(scores, rated_pairs, num_users=2):
   users = np.array([u for u, _ in rated_pairs], np.int64)
   movies = np.array([m for _, m in rated_pairs], np.int64)
   # Grouped by user exactly as the serving model stores what it excludes.
-  rated = serving_model.interactions_index(users, movies, np.ones(len(users)),
-                                           num_users=num_users, num_movies=scores.shape[1])
-  return metrics.Ranker(num_users=num_users, num_movies=scores.shape[1],
-                        rated_row_splits=rated["rated_row_splits"],
-                        rated_movies=rated["rated_movies"],
-                        scores=lambda user_index: scores[user_index])
+  rated = serving_model.interactions_index(
+    users, movies, np.ones(len(users)), num_users=num_users, num_movies=scores.shape[1]
+  )
+  return metrics.Ranker(
+    num_users=num_users,
+    num_movies=scores.shape[1],
+    rated_row_splits=rated["rated_row_splits"],
+    rated_movies=rated["rated_movies"],
+    scores=lambda user_index: scores[user_index],
+  )
 
 
 # User 0 ranks movies 0 > 1 > 2 > 3 > 4 and rated movie 0 in training;
@@ -30,8 +33,14 @@ RATED = [(0, 0)]
 def test_top_k_accuracy_counts_pairs_with_nothing_excluded():
   ranker = _ranker(SCORES, RATED)
   # Pairs: (0, movie 1) rank 1; (0, movie 4) rank 4; (1, movie 4) rank 0.
-  result = metrics.retrieval_metrics(ranker, np.array([0, 0, 1]), np.array([1, 4, 4]),
-                                     np.array([5.0, 2.0, 4.0]), ks=(1, 2), curve_ks=())
+  result = metrics.retrieval_metrics(
+    ranker,
+    np.array([0, 0, 1]),
+    np.array([1, 4, 4]),
+    np.array([5.0, 2.0, 4.0]),
+    ks=(1, 2),
+    curve_ks=(),
+  )
   assert result["top_1_accuracy"] == pytest.approx(1 / 3)
   assert result["top_2_accuracy"] == pytest.approx(2 / 3)
 
@@ -41,8 +50,13 @@ def test_filtered_recall_and_ndcg_exclude_training_movies_and_count_only_relevan
   # User 0: relevant {1, 3} (rated >= 4); movie 0 is excluded, so the list is 1, 2, 3, 4.
   # User 1: relevant {0}; the list is 4, 3, 2, 1, 0.
   result = metrics.retrieval_metrics(
-      ranker, np.array([0, 0, 0, 1]), np.array([1, 3, 2, 0]), np.array([4.0, 5.0, 3.0, 4.5]),
-      ks=(1, 3), curve_ks=(5,))
+    ranker,
+    np.array([0, 0, 0, 1]),
+    np.array([1, 3, 2, 0]),
+    np.array([4.0, 5.0, 3.0, 4.5]),
+    ks=(1, 3),
+    curve_ks=(5,),
+  )
   assert result["users_with_relevant"] == 2
   assert result["recall_at_1"] == pytest.approx((1 / 2 + 0) / 2)
   assert result["recall_at_3"] == pytest.approx((2 / 2 + 0) / 2)
@@ -53,18 +67,25 @@ def test_filtered_recall_and_ndcg_exclude_training_movies_and_count_only_relevan
 
 def test_unknown_users_are_left_out_and_unknown_movies_are_misses():
   ranker = _ranker(SCORES, RATED)
-  result = metrics.retrieval_metrics(ranker, np.array([1, 1, 2]), np.array([4, 5, 0]),
-                                     np.array([5.0, 5.0, 5.0]), ks=(5,), curve_ks=())
+  result = metrics.retrieval_metrics(
+    ranker,
+    np.array([1, 1, 2]),
+    np.array([4, 5, 0]),
+    np.array([5.0, 5.0, 5.0]),
+    ks=(5,),
+    curve_ks=(),
+  )
   assert result["unknown_user_pairs"] == 1
   assert result["eval_pairs"] == 2
-  assert result["top_5_accuracy"] == pytest.approx(1 / 2)   # movie 5 is not in the catalog
+  assert result["top_5_accuracy"] == pytest.approx(1 / 2)  # movie 5 is not in the catalog
   assert result["recall_at_5"] == pytest.approx(1 / 2)
 
 
 def test_popularity_ranker_scores_every_user_the_same():
   ranker = metrics.popularity_ranker(np.array([3, 9, 1, 0, 0]), _ranker(SCORES, RATED))
-  result = metrics.retrieval_metrics(ranker, np.array([1]), np.array([1]), np.array([5.0]),
-                                     ks=(1,), curve_ks=())
+  result = metrics.retrieval_metrics(
+    ranker, np.array([1]), np.array([1]), np.array([5.0]), ks=(1,), curve_ks=()
+  )
   assert result["recall_at_1"] == 1.0
 
 
@@ -77,32 +98,14 @@ def test_bias_baseline_beats_the_global_mean_on_biased_data():
   eval_ = (users[4000:], movies[4000:], ratings[4000:])
   result = metrics.rating_baselines(train, eval_, num_users=50, num_movies=40)
   assert result["global_mean"]["rmse"] == pytest.approx(
-      np.sqrt(np.mean((ratings[4000:] - ratings[:4000].mean()) ** 2)))
+    np.sqrt(np.mean((ratings[4000:] - ratings[:4000].mean()) ** 2))
+  )
   assert result["user_movie_bias"]["rmse"] < 0.5 * result["global_mean"]["rmse"]
 
 
 def test_rmse_by_activity_buckets_by_training_ratings():
-  buckets = metrics.rmse_by_activity(np.array([1.0, 2.0, 3.0]), np.array([1.0, 3.0, 3.0]),
-                                     np.array([2, 30, 300]), edges=(1, 10))
+  buckets = metrics.rmse_by_activity(
+    np.array([1.0, 2.0, 3.0]), np.array([1.0, 3.0, 3.0]), np.array([2, 30, 300]), edges=(1, 10)
+  )
   assert [(b["training_ratings"], b["eval_pairs"]) for b in buckets] == [("1-9", 1), ("10+", 2)]
   assert buckets[1]["rmse"] == pytest.approx(np.sqrt(0.5))
-
-
-REPORT = {"model": {"recall_at_100": 0.30}, "most_popular": {"recall_at_100": 0.25}}
-
-
-def test_gate_blesses_a_model_that_passes_everything():
-  assert evaluation.gate(dict(REPORT, baseline_model={"recall_at_100": 0.305}), True,
-                         "recall_at_100", 1.0, 0.01) == (True, [])
-
-
-@pytest.mark.parametrize("report, rating_blessed, expected", [
-    (REPORT, False, "rating gate"),
-    ({"model": {"recall_at_100": 0.2}, "most_popular": {"recall_at_100": 0.25}}, True,
-     "below the most-popular baseline"),
-    (dict(REPORT, baseline_model={"recall_at_100": 0.32}), True, "worse than the last blessed"),
-])
-def test_gate_names_why_it_does_not_bless(report, rating_blessed, expected):
-  blessed, reasons = evaluation.gate(report, rating_blessed, "recall_at_100", 1.0, 0.01)
-  assert not blessed
-  assert len(reasons) == 1 and expected in reasons[0]

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -9,70 +10,29 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from benchmarks import synthetic_model
-from nfrec import contracts
 from modules.serving import serving_model
-from modules.trainer import model as model_lib
-from modules.trainer import export
-from pipeline import config as config_lib
-
-USERS = ["10", "20", "30"]            # vocabulary order (most active first)
-MOVIES = ["100", "200", "300", "400"]
-
-
-@pytest.fixture(scope="module")
-def core(tmp_path_factory):
-  directory = tmp_path_factory.mktemp("core")
-  model = model_lib.build_model(len(USERS), len(MOVIES), config_lib.PRESETS["default"],
-                                movie_counts=np.ones(len(MOVIES)), global_mean=3.5)
-  model({contracts.USER_INDEX: tf.constant([0], tf.int64),
-         contracts.MOVIE_INDEX: tf.constant([0], tf.int64)})
-  export_dir = str(directory / "core_model")
-  export.export_core_model(
-      model, synthetic_model.VocabularyFiles(str(directory), USERS, MOVIES), export_dir)
-  return tf.saved_model.load(export_dir)
-
-
-# Training interactions (vocabulary indices): user 0 rated movies 0 and 1, user 1 movie 0.
-INTERACTIONS = (np.array([0, 0, 1]), np.array([0, 1, 0]), np.array([5.0, 3.0, 4.0], np.float32))
+from nfrec import contracts
+from tests.conftest import INTERACTIONS, USERS, save_serving_model, tiny_index
 
 
 def test_interactions_index_groups_rated_movies_per_user_and_counts_popularity():
   stats = serving_model.interactions_index(*INTERACTIONS, num_users=3, num_movies=4)
   splits, rated = stats["rated_row_splits"], stats["rated_movies"]
-  assert [rated[splits[u]:splits[u + 1]].tolist() for u in range(3)] == [[0, 1], [0], []]
+  assert [rated[splits[u] : splits[u + 1]].tolist() for u in range(3)] == [[0, 1], [0], []]
   assert stats["movie_counts"].tolist() == [2, 1, 0, 0]
   assert stats["global_mean_rating"] == pytest.approx(4.0)
   # Damped: (sum + 5 * global mean) / (count + 5); no rating at all gives the global mean.
   assert stats["user_mean_rating"].tolist() == pytest.approx([(8 + 20) / 7, (4 + 20) / 6, 4.0])
-  assert stats["movie_mean_rating"].tolist() == pytest.approx([(9 + 20) / 7, (3 + 20) / 6, 4.0, 4.0])
+  assert stats["movie_mean_rating"].tolist() == pytest.approx(
+    [(9 + 20) / 7, (3 + 20) / 6, 4.0, 4.0]
+  )
 
 
 def test_interactions_index_ignores_out_of_vocabulary_rows():
-  stats = serving_model.interactions_index(np.array([0, 3]), np.array([4, 1]),
-                                           np.array([1.0, 2.0]), num_users=3, num_movies=4)
+  stats = serving_model.interactions_index(
+    np.array([0, 3]), np.array([4, 1]), np.array([1.0, 2.0]), num_users=3, num_movies=4
+  )
   assert stats["rated_movies"].size == 0
-
-
-def _index(core):
-  stats = serving_model.interactions_index(*INTERACTIONS, num_users=3, num_movies=4)
-  return serving_model.IndexData(
-      movie_ids=np.array(MOVIES, dtype=object),
-      titles=np.array(["Hamlet", "Hamlet", "Heat", "Up"], dtype=object),
-      years=np.array([1948, 1996, 1995, 2009]),
-      candidate_vectors=core.movie_vectors(tf.range(4, dtype=tf.int64)).numpy(), **stats)
-
-
-def _save(model, tmp_path_factory, name):
-  export_dir = str(tmp_path_factory.mktemp(name) / "1")
-  serving_model.save(model, export_dir)
-  return export_dir
-
-
-@pytest.fixture(scope="module")
-def saved_model_dir(core, tmp_path_factory):
-  return _save(serving_model.ServingModel(core, _index(core), top_k=3, rating_min=1.0,
-                                          rating_max=5.0), tmp_path_factory, "serving")
 
 
 TF_ONLY_CHECK = r"""
@@ -103,8 +63,14 @@ print(json.dumps({
 
 def _call_in_fresh_process(model_dir, *extra):
   env = contracts.tf_only_environment()
-  return subprocess.run([sys.executable, "-c", TF_ONLY_CHECK, model_dir, *extra], env=env,
-                        capture_output=True, text=True, timeout=300, cwd="/")
+  return subprocess.run(
+    [sys.executable, "-c", TF_ONLY_CHECK, model_dir, *extra],
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=300,
+    cwd="/",
+  )
 
 
 @pytest.fixture(scope="module")
@@ -117,11 +83,19 @@ def tf_only_answers(saved_model_dir):
 
 def test_signatures_of_the_serving_contract(tf_only_answers):
   assert tf_only_answers["signatures"] == [
-      "predict_rating", "recommend", "serving_default", "serving_examples"]
+    "predict_rating",
+    "recommend",
+    "serving_default",
+    "serving_examples",
+  ]
   assert not tf_only_answers["tfrs_loaded"]
-  assert tf_only_answers["dtypes"] == {"movie_ids": "string", "titles": "string",
-                                       "years": "int64", "scores": "float32",
-                                       "popular_fallback": "bool"}
+  assert tf_only_answers["dtypes"] == {
+    "movie_ids": "string",
+    "titles": "string",
+    "years": "int64",
+    "scores": "float32",
+    "popular_fallback": "bool",
+  }
 
 
 def test_recommend_excludes_rated_movies_and_flags_unknown_users(tf_only_answers):
@@ -131,12 +105,12 @@ def test_recommend_excludes_rated_movies_and_flags_unknown_users(tf_only_answers
   assert sorted(out["movie_ids"][0][:2]) == ["300", "400"]
   assert out["movie_ids"][0][2] == "" and out["scores"][0][2] == -np.inf
   assert out["titles"][0][2] == "" and out["years"][0][2] == 0
-  assert sorted(out["movie_ids"][1]) == ["200", "300", "400"]   # user 20 rated 100
+  assert sorted(out["movie_ids"][1]) == ["200", "300", "400"]  # user 20 rated 100
   assert out["popular_fallback"] == [False, False, True, True]
   # Unknown and empty ids get the most popular movies, never a guess.
   assert out["movie_ids"][2] == out["movie_ids"][3]
   assert out["movie_ids"][2][:2] == ["100", "200"]
-  assert out["titles"][2][:2] == ["Hamlet", "Hamlet"]     # same title, different movies
+  assert out["titles"][2][:2] == ["Hamlet", "Hamlet"]  # same title, different movies
   assert out["years"][2][:2] == [1948, 1996]
   assert out["scores"][0] == sorted(out["scores"][0], reverse=True)
 
@@ -145,43 +119,32 @@ def test_predict_rating_is_clipped_and_falls_back_for_unknown_ids(tf_only_answer
   out = tf_only_answers["rating"]
   assert all(1.0 <= r <= 5.0 for r in out["rating"])
   assert out["fallback"] == [False, True, True, True]
-  assert out["rating"][2] == pytest.approx(29 / 7)   # unknown user, movie 100: its mean
-  assert out["rating"][1] == pytest.approx(4.0)      # user 10, unknown movie: the user's mean
-  assert out["rating"][3] == pytest.approx(4.0)   # both unknown: the global mean
+  assert out["rating"][2] == pytest.approx(29 / 7)  # unknown user, movie 100: its mean
+  assert out["rating"][1] == pytest.approx(4.0)  # user 10, unknown movie: the user's mean
+  assert out["rating"][3] == pytest.approx(4.0)  # both unknown: the global mean
   assert tf_only_answers["by_example"] == pytest.approx([out["rating"][0]])
 
 
 def test_saved_model_cli_lists_the_signatures(saved_model_dir):
   cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
-  result = subprocess.run([cli, "show", "--dir", saved_model_dir, "--all"],
-                          capture_output=True, text=True, timeout=300)
+  result = subprocess.run(
+    [cli, "show", "--dir", saved_model_dir, "--all"], capture_output=True, text=True, timeout=300
+  )
   assert result.returncode == 0, result.stderr[-2000:]
   for name in ("recommend", "predict_rating", "serving_examples", "serving_default"):
     assert f"signature_def['{name}']" in result.stdout
 
 
-def test_client_reads_the_newest_version_and_resolves_titles(saved_model_dir):
-  from nfrec.serving import client as serving_client
-  recommender = serving_client.Recommender(os.path.dirname(saved_model_dir))
-  assert recommender.version_dir == saved_model_dir
-  assert recommender.most_active_user() == USERS[0]   # first of the vocabulary asset
-  assert recommender.resolve_movie("heat") == "300"
-  assert recommender.resolve_movie(" 200 ") == "200"
-  with pytest.raises(LookupError, match=r"2 movies are titled 'Hamlet': 100 \(1948\); 200 \(1996\)"):
-    recommender.resolve_movie("Hamlet")
-  with pytest.raises(LookupError, match="no movie titled"):
-    recommender.resolve_movie("Vertigo")
-  rating = recommender.predict_rating(["10"], [recommender.resolve_movie("Heat")])[0]
-  assert 1.0 <= rating["rating"] <= 5.0 and not rating["fallback"]
-  top = recommender.recommend(["nobody"])[0]
-  assert top["popular_fallback"] and [i["movie_id"] for i in top["items"]][:2] == ["100", "200"]
-
-
-def test_scann_index_gives_the_same_contract_and_needs_scann_ops(core, tmp_path_factory,
-                                                                 tf_only_answers):
-  model_dir = _save(serving_model.ServingModel(core, _index(core), top_k=3, rating_min=1.0,
-                                               rating_max=5.0, index_type="scann"),
-                    tmp_path_factory, "serving_scann")
+def test_scann_index_gives_the_same_contract_and_needs_scann_ops(
+  core, tmp_path_factory, tf_only_answers
+):
+  model_dir = save_serving_model(
+    serving_model.ServingModel(
+      core, tiny_index(core), top_k=3, rating_min=1.0, rating_max=5.0, index_type="scann"
+    ),
+    tmp_path_factory,
+    "serving_scann",
+  )
   result = _call_in_fresh_process(model_dir, "with-scann")
   assert result.returncode == 0, result.stderr[-3000:]
   out = json.loads(result.stdout.strip().splitlines()[-1])["recommend"]
@@ -196,6 +159,7 @@ def test_scann_index_gives_the_same_contract_and_needs_scann_ops(core, tmp_path_
 
 def test_robust_to_odd_ids_large_batches_and_many_threads(saved_model_dir):
   import concurrent.futures
+
   model = tf.saved_model.load(saved_model_dir)
   recommend = model.signatures["recommend"]
   rate = model.signatures["predict_rating"]
@@ -206,7 +170,7 @@ def test_robust_to_odd_ids_large_batches_and_many_threads(saved_model_dir):
   assert rated["fallback"].numpy().all()
   assert np.all((rated["rating"].numpy() >= 1) & (rated["rating"].numpy() <= 5))
 
-  users = tf.constant((USERS + ["nobody"]) * 2_500)          # a batch of 10,000
+  users = tf.constant((USERS + ["nobody"]) * 2_500)  # a batch of 10,000
   out = recommend(user_id=users)
   assert out["movie_ids"].shape == (10_000, 3) and out["scores"].shape == (10_000, 3)
   assert out["popular_fallback"].numpy().sum() == 2_500
@@ -224,23 +188,33 @@ def test_robust_to_odd_ids_large_batches_and_many_threads(saved_model_dir):
     assert all(result == expected for result in pool.map(calls, range(8)))
 
 
+@pytest.mark.needs_tf_serving
+@pytest.mark.skipif(
+  shutil.which("tensorflow_model_server") is None,
+  reason="needs tensorflow_model_server on PATH (no PyPI or Debian package here); "
+  "the TF-only process tests above stand in for it",
+)
 def test_tensorflow_model_server_rest_api(saved_model_dir, tmp_path):
   """The real server, if installed (it has no PyPI or Debian package on this machine)."""
-  import shutil
   import socket
   import time
   import urllib.request
+
   server = shutil.which("tensorflow_model_server")
-  if server is None:
-    pytest.skip("tensorflow_model_server is not on PATH; the TF-only process tests above "
-                "stand in for it")
   with socket.socket() as probe:
     probe.bind(("127.0.0.1", 0))
     port = probe.getsockname()[1]
   process = subprocess.Popen(
-      [server, f"--rest_api_port={port}", "--port=0", "--model_name=netflix_recommender",
-       f"--model_base_path={os.path.dirname(saved_model_dir)}"],
-      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    [
+      server,
+      f"--rest_api_port={port}",
+      "--port=0",
+      "--model_name=netflix_recommender",
+      f"--model_base_path={os.path.dirname(saved_model_dir)}",
+    ],
+    stdout=subprocess.DEVNULL,
+    stderr=subprocess.DEVNULL,
+  )
   try:
     url = f"http://127.0.0.1:{port}/v1/models/netflix_recommender:predict"
     body = json.dumps({"signature_name": "recommend", "instances": ["10", "nobody"]}).encode()
@@ -261,15 +235,24 @@ def test_tensorflow_model_server_rest_api(saved_model_dir, tmp_path):
     process.wait(timeout=30)
 
 
-@pytest.mark.parametrize("width, k, excluded", [
-    (17_770, 10, 0.3), (1_200, 10, 0.3), (4, 3, 0.3), (130, 100, 0.3), (128, 5, 0.3),
-    (130, 100, 0.6)])   # fewer than k finite scores: -inf picks, never a padding column
+@pytest.mark.parametrize(
+  "width, k, excluded",
+  [
+    (17_770, 10, 0.3),
+    (1_200, 10, 0.3),
+    (4, 3, 0.3),
+    (130, 100, 0.3),
+    (128, 5, 0.3),
+    (130, 100, 0.6),
+  ],
+)  # fewer than k finite scores: -inf picks, never a padding column
 def test_blocked_top_k_is_exactly_top_k(width, k, excluded):
   scores = tf.random.stateless_normal([7, width], seed=[width, k])
   # Ties and excluded (-inf) entries, as the serving model produces them.
-  scores = tf.concat([scores[:, :width // 2], tf.round(scores[:, width // 2:])], axis=1)
-  scores = tf.where(tf.random.stateless_uniform([7, width], seed=[1, 2]) < excluded, -np.inf,
-                    scores)
+  scores = tf.concat([scores[:, : width // 2], tf.round(scores[:, width // 2 :])], axis=1)
+  scores = tf.where(
+    tf.random.stateless_uniform([7, width], seed=[1, 2]) < excluded, -np.inf, scores
+  )
   values, indices = serving_model.blocked_top_k(scores, k)
   expected = tf.math.top_k(scores, k=k)
   np.testing.assert_array_equal(values.numpy(), expected.values.numpy())
@@ -277,4 +260,6 @@ def test_blocked_top_k_is_exactly_top_k(width, k, excluded):
   np.testing.assert_array_equal(tf.gather(scores, indices, batch_dims=1).numpy(), values.numpy())
   assert indices.numpy().max() < width
   finite = tf.reduce_sum(tf.cast(values > -np.inf, tf.int32), axis=1).numpy()
-  assert all(len(set(row[:n])) == n for row, n in zip(indices.numpy().tolist(), finite))
+  assert all(
+    len(set(row[:n])) == n for row, n in zip(indices.numpy().tolist(), finite, strict=True)
+  )

@@ -5,6 +5,7 @@ import tensorflow as tf
 from modules.trainer import model as model_lib
 from nfrec import contracts
 from pipeline import config as config_lib
+from tests.conftest import called_once
 
 NUM_USERS, NUM_MOVIES = 40, 30
 
@@ -19,15 +20,20 @@ def _batches(num_examples=512, batch_size=128, seed=0):
   movies = rng.integers(0, NUM_MOVIES, num_examples)
   # A learnable signal: the rating depends on the parity of user and movie.
   ratings = np.where((users + movies) % 2 == 0, 5.0, 1.0).astype(np.float32)
-  return tf.data.Dataset.from_tensor_slices({
-      contracts.USER_INDEX: users, contracts.MOVIE_INDEX: movies,
-      contracts.RATING_LABEL: ratings}).batch(batch_size)
+  return tf.data.Dataset.from_tensor_slices(
+    {contracts.USER_INDEX: users, contracts.MOVIE_INDEX: movies, contracts.RATING_LABEL: ratings}
+  ).batch(batch_size)
 
 
 @pytest.mark.parametrize("preset", sorted(config_lib.PRESETS))
 def test_every_preset_builds_and_trains_a_step(preset):
-  model = model_lib.build_model(NUM_USERS, NUM_MOVIES, _hparams(preset),
-                                movie_counts=np.arange(1, NUM_MOVIES + 1), global_mean=3.0)
+  model = model_lib.build_model(
+    NUM_USERS,
+    NUM_MOVIES,
+    _hparams(preset),
+    movie_counts=np.arange(1, NUM_MOVIES + 1),
+    global_mean=3.0,
+  )
   history = model.fit(_batches(), epochs=1, verbose=0)
   assert np.isfinite(history.history["loss"][0])
   user_vectors, movie_vectors, ratings = model(next(iter(_batches())))
@@ -36,21 +42,20 @@ def test_every_preset_builds_and_trains_a_step(preset):
 
 
 def test_training_lowers_the_rating_error():
-  model = model_lib.build_model(NUM_USERS, NUM_MOVIES, _hparams(learning_rate=0.02),
-                                movie_counts=np.ones(NUM_MOVIES), global_mean=3.0)
+  model = model_lib.build_model(
+    NUM_USERS,
+    NUM_MOVIES,
+    _hparams(learning_rate=0.02),
+    movie_counts=np.ones(NUM_MOVIES),
+    global_mean=3.0,
+  )
   first = model.evaluate(_batches(), return_dict=True, verbose=0)["rmse"]
   model.fit(_batches(), epochs=30, verbose=0)
   assert model.evaluate(_batches(), return_dict=True, verbose=0)["rmse"] < 0.5 * first
 
 
-def _built(model):
-  model({contracts.USER_INDEX: tf.constant([0], tf.int64),
-         contracts.MOVIE_INDEX: tf.constant([0], tf.int64)})
-  return model
-
-
 def test_retrieval_bias_is_folded_into_the_vectors():
-  model = _built(model_lib.build_model(NUM_USERS, NUM_MOVIES, _hparams(retrieval_bias=True)))
+  model = called_once(model_lib.build_model(NUM_USERS, NUM_MOVIES, _hparams(retrieval_bias=True)))
   model.movie_retrieval_bias.embeddings.assign(tf.fill([NUM_MOVIES + 1, 1], 0.5))
   users = tf.constant([0, 1], tf.int64)
   movies = tf.constant([2, 3], tf.int64)
@@ -60,44 +65,27 @@ def test_retrieval_bias_is_folded_into_the_vectors():
 
 
 def test_retrieval_ranks_count_better_scored_candidates():
-  model = _built(model_lib.build_model(3, 4, _hparams(embedding_dim=2, retrieval_bias=False)))
+  model = called_once(model_lib.build_model(3, 4, _hparams(embedding_dim=2, retrieval_bias=False)))
   model.user_embedding.embeddings.assign([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0], [0.0, 0.0]])
   model.movie_embedding.embeddings.assign(
-      [[3.0, 0.0], [2.0, 1.0], [1.0, 2.0], [0.0, 3.0], [0.0, 0.0]])
-  ranks = model_lib.retrieval_ranks(model, tf.constant([0, 0, 1], tf.int64),
-                                    tf.constant([0, 3, 2], tf.int64),
-                                    model_lib.candidate_vectors(model, num_movies=4))
+    [[3.0, 0.0], [2.0, 1.0], [1.0, 2.0], [0.0, 3.0], [0.0, 0.0]]
+  )
+  ranks = model_lib.retrieval_ranks(
+    model,
+    tf.constant([0, 0, 1], tf.int64),
+    tf.constant([0, 3, 2], tf.int64),
+    model_lib.candidate_vectors(model, num_movies=4),
+  )
   assert ranks.numpy().tolist() == [0, 3, 1]
-
-
-def test_evaluate_counts_hits_over_all_candidates_and_unseen_movies_as_misses():
-  from modules.trainer import train as trainer_lib
-  model = _built(model_lib.build_model(3, 4, _hparams(embedding_dim=2, retrieval_bias=False,
-                                                      use_bias=False)))
-  model.user_embedding.embeddings.assign([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0], [0.0, 0.0]])
-  model.movie_embedding.embeddings.assign(
-      [[3.0, 0.0], [2.0, 1.0], [1.0, 2.0], [0.0, 3.0], [0.0, 0.0]])
-  # Ranks: (user 0, movie 0) -> 0, (user 0, movie 3) -> 3, (user 1, movie 2) -> 1,
-  # (user 1, movie 4 = out of vocabulary) -> a miss whatever its score.
-  dataset = tf.data.Dataset.from_tensor_slices({
-      contracts.USER_INDEX: tf.constant([0, 0, 1, 1], tf.int64),
-      contracts.MOVIE_INDEX: tf.constant([0, 3, 2, 4], tf.int64),
-      contracts.RATING_LABEL: tf.constant([5.0, 1.0, 4.0, 3.0])}).batch(3)
-  metrics = trainer_lib.evaluate(model, dataset, num_movies=4, ks=(1, 2, 4))
-  assert metrics["eval_examples"] == 4
-  assert metrics["top_1_accuracy"] == 0.25       # only (0, 0)
-  assert metrics["top_2_accuracy"] == 0.5        # and (1, 2)
-  assert metrics["top_4_accuracy"] == 0.75       # all but the unseen movie
-  errors = (model.predict_ratings(tf.constant([0, 0, 1, 1], tf.int64),
-                                  tf.constant([0, 3, 2, 4], tf.int64))
-            - tf.constant([5.0, 1.0, 4.0, 3.0])).numpy()
-  assert metrics["rmse"] == pytest.approx(float(np.sqrt(np.mean(errors ** 2))), rel=1e-5)
-  assert metrics["mae"] == pytest.approx(float(np.mean(np.abs(errors))), rel=1e-5)
 
 
 def test_l2_per_epoch_is_spread_over_the_steps_of_an_epoch():
   assert model_lib.embedding_l2(_hparams(l2=1e-4, l2_per_epoch=0.0), steps_per_epoch=400) == 1e-4
-  assert model_lib.embedding_l2(_hparams(l2_per_epoch=0.012), steps_per_epoch=40) == pytest.approx(3e-4)
-  assert model_lib.embedding_l2(_hparams(l2_per_epoch=0.012), steps_per_epoch=400) == pytest.approx(3e-5)
+  assert model_lib.embedding_l2(_hparams(l2_per_epoch=0.012), steps_per_epoch=40) == pytest.approx(
+    3e-4
+  )
+  assert model_lib.embedding_l2(_hparams(l2_per_epoch=0.012), steps_per_epoch=400) == pytest.approx(
+    3e-5
+  )
   model = model_lib.build_model(3, 4, config_lib.PRESETS["default"], steps_per_epoch=40)
   assert model.user_embedding.embeddings_regularizer.l2 == pytest.approx(3e-4)

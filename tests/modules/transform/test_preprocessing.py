@@ -4,7 +4,7 @@ import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
-from modules.transform import preprocessing, vocabulary
+from modules.transform import preprocessing
 from nfrec import contracts
 
 RAW_SPEC = {name: tf.io.FixedLenFeature([], tf.int64) for name in contracts.RATINGS_COLUMNS}
@@ -17,14 +17,14 @@ def _row(user, movie, rating):
 @pytest.fixture(scope="module")
 def transformed(tmp_path_factory):
   """Analyze on `train`, apply to `train` and to `unseen` (ids not in train)."""
-  train = [_row(7, 100, 5), _row(7, 200, 3), _row(8, 100, 4), _row(9, 100, 1),
-           _row(7, 300, 2)]
+  train = [_row(7, 100, 5), _row(7, 200, 3), _row(8, 100, 4), _row(9, 100, 1), _row(7, 300, 2)]
   unseen = [_row(12345, 100, 4), _row(8, 999, 2)]
   metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(RAW_SPEC))
   output_dir = str(tmp_path_factory.mktemp("transform_fn"))
   with tft_beam.Context(temp_dir=str(tmp_path_factory.mktemp("tft_tmp")), force_tf_compat_v1=False):
-    (train_out, _), transform_fn = (
-        (train, metadata) | tft_beam.AnalyzeAndTransformDataset(preprocessing.preprocessing_fn))
+    (train_out, _), transform_fn = (train, metadata) | tft_beam.AnalyzeAndTransformDataset(
+      preprocessing.preprocessing_fn
+    )
     unseen_out, _ = ((unseen, metadata), transform_fn) | tft_beam.TransformDataset()
     _ = transform_fn | tft_beam.WriteTransformFn(output_dir)
   return train_out, unseen_out, tft.TFTransformOutput(output_dir)
@@ -53,10 +53,5 @@ def test_ids_become_their_vocabulary_index_and_rating_a_float(transformed):
 
 def test_unknown_ids_map_to_the_oov_index_at_the_end(transformed):
   _, unseen_out, _ = transformed
-  assert unseen_out[0][contracts.USER_INDEX] == 3   # user 12345 unseen: index = vocab size
+  assert unseen_out[0][contracts.USER_INDEX] == 3  # user 12345 unseen: index = vocab size
   assert unseen_out[1][contracts.MOVIE_INDEX] == 3  # movie 999 unseen
-
-
-def test_id_to_string_keeps_strings_and_formats_integers():
-  assert vocabulary.id_to_string(tf.constant([169999], tf.int64)).numpy().tolist() == [b"169999"]
-  assert vocabulary.id_to_string(tf.constant(["a"])).numpy().tolist() == [b"a"]

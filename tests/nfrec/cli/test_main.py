@@ -22,50 +22,97 @@ def _one_line_error(result, *fragments):
 
 def test_run_on_a_missing_data_folder(tmp_path):
   missing = str(tmp_path / "nowhere")
-  _one_line_error(_nfrec("run", "--data", missing, "--output", str(tmp_path / "out")),
-                  os.path.join(missing, "ratings"), "missing ratings folder")
+  _one_line_error(
+    _nfrec("run", "--data", missing, "--output", str(tmp_path / "out")),
+    os.path.join(missing, "ratings"),
+    "missing ratings folder",
+  )
 
 
 def test_run_on_an_empty_ratings_file(tmp_path):
   for name in ("ratings", "movies"):
     (tmp_path / name).mkdir()
     (tmp_path / name / "x.csv").write_text("" if name == "ratings" else "Movie_ID,Year,Name\n")
-  _one_line_error(_nfrec("run", "--data", str(tmp_path), "--output", str(tmp_path / "out")),
-                  "x.csv", "line 1", "empty file")
+  _one_line_error(
+    _nfrec("run", "--data", str(tmp_path), "--output", str(tmp_path / "out")),
+    "x.csv",
+    "line 1",
+    "empty file",
+  )
 
 
 def test_run_with_an_unknown_hyperparameter(tmp_path):
-  _one_line_error(_nfrec("run", "--output", str(tmp_path), "--set", "embeding_dim=8"),
-                  "Unknown hyperparameter 'embeding_dim'")
+  _one_line_error(
+    _nfrec("run", "--output", str(tmp_path), "--set", "embeding_dim=8"),
+    "Unknown hyperparameter 'embeding_dim'",
+  )
 
 
 def test_recommend_without_a_pushed_model(tmp_path):
-  _one_line_error(_nfrec("recommend", "--user", "1", "--model", str(tmp_path)),
-                  str(tmp_path), "no model version")
+  _one_line_error(
+    _nfrec("recommend", "--user", "1", "--model", str(tmp_path)), str(tmp_path), "no model version"
+  )
 
 
 def test_prepare_with_a_missing_file(tmp_path):
   missing = str(tmp_path / "ratings.csv")
-  _one_line_error(_nfrec("prepare", "--format", "netflix-kaggle", "--ratings", missing,
-                         "--movies", missing, "--output", str(tmp_path / "out")),
-                  missing, "no such file")
+  _one_line_error(
+    _nfrec(
+      "prepare",
+      "--format",
+      "netflix-kaggle",
+      "--ratings",
+      missing,
+      "--movies",
+      missing,
+      "--output",
+      str(tmp_path / "out"),
+    ),
+    missing,
+    "no such file",
+  )
 
 
 def test_prepare_with_the_wrong_format(tmp_path):
-  _one_line_error(_nfrec("prepare", "--format", "movielens", "--input", str(tmp_path),
-                         "--output", str(tmp_path / "out")), "no MovieLens ratings here")
-  _one_line_error(_nfrec("prepare", "--format", "netflix-prize", "--output", str(tmp_path)),
-                  "--format netflix-prize needs --combined and --titles")
-  _one_line_error(_nfrec("prepare", "--format", "csv", "--output", str(tmp_path)),
-                  "invalid choice: 'csv'")
+  _one_line_error(
+    _nfrec(
+      "prepare",
+      "--format",
+      "movielens",
+      "--input",
+      str(tmp_path),
+      "--output",
+      str(tmp_path / "out"),
+    ),
+    "no MovieLens ratings here",
+  )
+  _one_line_error(
+    _nfrec("prepare", "--format", "netflix-prize", "--output", str(tmp_path)),
+    "--format netflix-prize needs --combined and --titles",
+  )
+  _one_line_error(
+    _nfrec("prepare", "--format", "csv", "--output", str(tmp_path)), "invalid choice: 'csv'"
+  )
 
 
 def test_rate_without_a_pushed_model(tmp_path):
-  _one_line_error(_nfrec("rate", "--user", "1", "--movie", "2", "--model", str(tmp_path)),
-                  "no model version")
+  _one_line_error(
+    _nfrec("rate", "--user", "1", "--movie", "2", "--model", str(tmp_path)), "no model version"
+  )
 
 
 def test_compile_kubeflow_with_an_unknown_runner(tmp_path):
-  _one_line_error(_nfrec("compile-kubeflow", "--output", str(tmp_path / "p.json"), "--data", "gs://b/d",
-                         "--pipeline-output", "gs://b/o", "--beam-runner", "dataflw"),
-                  "invalid choice: 'dataflw'")
+  _one_line_error(
+    _nfrec(
+      "compile-kubeflow",
+      "--output",
+      str(tmp_path / "p.json"),
+      "--data",
+      "gs://b/d",
+      "--pipeline-output",
+      "gs://b/o",
+      "--beam-runner",
+      "dataflw",
+    ),
+    "invalid choice: 'dataflw'",
+  )

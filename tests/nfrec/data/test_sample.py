@@ -48,13 +48,13 @@ def test_write_makes_one_folder_per_csv_with_kaggle_headers(tmp_path):
 def test_embedded_sample_is_the_generator_output():
   """data/sample is what `nfrec generate-sample` writes with the default spec."""
   movies, ratings = sample_data.generate(sample_data.SampleSpec())
-  path = os.path.join(os.path.dirname(__file__), "..", "data", "sample", "ratings",
-                      sample_data.RATINGS_FILE)
+  path = os.path.join(sample_data.embedded_sample_dir(), "ratings", sample_data.RATINGS_FILE)
   with open(path) as f:
     rows = list(csv.reader(f))[1:]
   assert len(rows) == len(ratings)
   assert [tuple(int(v) for v in row) for row in rows[:100]] == [
-      tuple(row) for row in ratings[:100].tolist()]
+    tuple(row) for row in ratings[:100].tolist()
+  ]
 
 
 def test_netflix_shaped_spec_has_the_full_catalog_and_the_asked_size():

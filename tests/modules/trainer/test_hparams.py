@@ -1,0 +1,53 @@
+"""Hyperparameters: the presets are the only defaults; a wrong knob fails loudly."""
+
+import dataclasses
+
+import pytest
+
+from modules.trainer import hparams as hparams_lib
+from modules.trainer import model as model_lib
+from pipeline import config as config_lib
+
+DEFAULT = config_lib.PRESETS["default"]
+
+
+def test_dict_round_trip_is_exact():
+  assert hparams_lib.HParams.from_dict(DEFAULT.to_dict()) == DEFAULT
+
+
+def test_unknown_and_missing_knobs_are_named():
+  values = dict(DEFAULT.to_dict(), embeding_dim=8)
+  del values["epochs"]
+  with pytest.raises(ValueError, match=r"unknown \['embeding_dim'\]; missing \['epochs'\]"):
+    hparams_lib.HParams.from_dict(values)
+  with pytest.raises(ValueError, match="Unknown hyperparameter 'embeding_dim'"):
+    DEFAULT.replace(embeding_dim=8)
+
+
+@pytest.mark.parametrize(
+  "knob, value, message",
+  [
+    ("epochs", "4", "epochs must be int"),
+    ("use_bias", 1, "use_bias must be bool"),
+    ("learning_rate", True, "learning_rate must be float"),
+    ("optimizer", "sgd", "optimizer 'sgd' is not one of"),
+    ("retrieval_loss_reduction", "max", "retrieval_loss_reduction 'max' is not one of"),
+    ("batch_size", 0, "batch_size must be at least 1"),
+    ("retrieval_temperature", 0.0, "retrieval_temperature must be positive"),
+  ],
+)
+def test_a_bad_value_fails_with_its_name(knob, value, message):
+  with pytest.raises(ValueError, match=message):
+    DEFAULT.replace(**{knob: value})
+
+
+def test_integers_are_accepted_as_floats_and_lists_as_tuples():
+  changed = DEFAULT.replace(l2=0, rating_hidden_units=[64])
+  assert changed.l2 == 0 and changed.rating_hidden_units == (64,)
+
+
+def test_every_preset_sets_every_knob_and_every_optimizer_is_built():
+  fields = {field.name for field in dataclasses.fields(hparams_lib.HParams)}
+  for preset in config_lib.PRESETS.values():
+    assert set(preset.to_dict()) == fields
+  assert set(model_lib.OPTIMIZERS) == set(hparams_lib.OPTIMIZERS)

@@ -1,0 +1,63 @@
+"""Configuration: presets and overrides merge, bad settings fail before anything runs."""
+
+import json
+
+import pytest
+
+from nfrec import contracts
+from pipeline import config as config_lib
+
+
+def test_overrides_apply_over_the_preset_and_leave_the_preset_alone():
+  config = config_lib.PipelineConfig(
+    data_dir="d", preset="seed", hparam_overrides=(("epochs", 7), ("learning_rate", 0.5))
+  )
+  assert config.hparams.epochs == 7 and config.hparams.learning_rate == 0.5
+  assert config.hparams.batch_size == config_lib.PRESETS["seed"].batch_size
+  assert config_lib.PRESETS["seed"].epochs == 3
+
+
+@pytest.mark.parametrize(
+  "settings, message",
+  [
+    (dict(preset="best"), "Unknown preset 'best'"),
+    (dict(hparam_overrides=(("embeding_dim", 8),)), "Unknown hyperparameter 'embeding_dim'"),
+    (dict(hparam_overrides=(("epochs", "many"),)), "epochs must be int"),
+    (dict(beam_runner="dataflw"), "Unknown Beam runner 'dataflw'"),
+    (dict(index_type="annoy"), "Unknown index_type 'annoy'"),
+    (dict(distribution_strategy="tpu"), "Unknown distribution_strategy 'tpu'"),
+    (dict(retrieval_gate_metric="recall_at_7"), "Unknown retrieval_gate_metric"),
+  ],
+)
+def test_validate_names_the_bad_setting(settings, message):
+  with pytest.raises(ValueError, match=message):
+    config_lib.PipelineConfig(data_dir="d", **settings).validate()
+
+
+def test_the_default_config_is_valid():
+  config_lib.PipelineConfig(data_dir="d").validate()
+
+
+def test_a_prepared_folder_brings_its_rating_scale(tmp_path):
+  (tmp_path / contracts.DATASET_FILE).write_text(json.dumps({"rating_min": 0.5, "rating_max": 5.0}))
+  config = config_lib.PipelineConfig.for_data_dir(str(tmp_path), preset="seed")
+  assert (config.rating_min, config.rating_max, config.preset) == (0.5, 5.0, "seed")
+  # An explicit setting wins; a folder without dataset.json keeps the config's scale.
+  assert config_lib.PipelineConfig.for_data_dir(str(tmp_path), rating_min=1.0).rating_min == 1.0
+  plain = config_lib.PipelineConfig.for_data_dir(str(tmp_path / "plain"))
+  assert (plain.rating_min, plain.rating_max) == (1.0, 5.0)
+
+
+def test_paths_derive_from_the_folders():
+  config = config_lib.PipelineConfig(data_dir="/data", output_dir="/out")
+  assert config.ratings_dir == "/data/ratings" and config.movies_dir == "/data/movies"
+  assert config.serving_model_dir == "/out/serving_model/netflix_recommender"
+  assert config.metadata_sqlite == "/out/metadata.sqlite"
+  assert config_lib.beam_pipeline_args("multi_processing")[:2] == [
+    "--runner=DirectRunner",
+    "--direct_running_mode=multi_processing",
+  ]
+  assert config_lib.beam_pipeline_args("dataflow", ["--project=p"]) == [
+    "--runner=DataflowRunner",
+    "--project=p",
+  ]
