@@ -7,7 +7,7 @@ ids, new columns and wrong types as anomalies, and DataGate stops the run.
 
 `pipeline/schema/ratings_schema.pbtxt` is the schema of the Netflix layout
 (integer stars 1..5), kept in the repo and shipped in the package; `nfrec
-prepare` writes the schema of what it prepared (half stars, a Date column)
+prepare` writes the schema of what it prepared (half stars, a Timestamp column)
 beside the data as `schema.pbtxt`.
 """
 
@@ -24,6 +24,8 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 from nfrec import contracts
 
 DEFAULT_SCHEMA_FILE = str(importlib.resources.files("pipeline") / "schema" / "ratings_schema.pbtxt")
+# The movie catalog has the same layout in every data folder (Movie_ID, Year, Name).
+MOVIES_SCHEMA_FILE = str(importlib.resources.files("pipeline") / "schema" / "movies_schema.pbtxt")
 
 
 def _required(schema: schema_pb2.Schema, name: str, kind) -> schema_pb2.Feature:
@@ -35,7 +37,10 @@ def _required(schema: schema_pb2.Schema, name: str, kind) -> schema_pb2.Feature:
 
 
 def ratings_schema(
-  rating_min: float = 1.0, rating_max: float = 5.0, integer_ratings: bool = True, string_columns=()
+  rating_min: float = 1.0,
+  rating_max: float = 5.0,
+  integer_ratings: bool = True,
+  with_timestamp: bool = False,
 ) -> schema_pb2.Schema:
   schema = schema_pb2.Schema()
   for name in (contracts.USER_ID, contracts.MOVIE_ID):
@@ -47,8 +52,19 @@ def ratings_schema(
     rating.int_domain.min, rating.int_domain.max = int(rating_min), int(rating_max)
   else:
     rating.float_domain.min, rating.float_domain.max = rating_min, rating_max
-  for name in string_columns:
-    _required(schema, name, schema_pb2.BYTES)
+  if with_timestamp:  # seconds since 1970 (MovieLens, Netflix Prize)
+    _required(schema, contracts.TIMESTAMP, schema_pb2.INT).int_domain.min = 0
+  return schema
+
+
+def movies_schema() -> schema_pb2.Schema:
+  """The catalog: a required integer id and title; the year may be missing (unknown)."""
+  schema = schema_pb2.Schema()
+  _required(schema, contracts.MOVIE_ID, schema_pb2.INT).int_domain.min = 0
+  _required(schema, contracts.TITLE, schema_pb2.BYTES)
+  year = schema.feature.add(name=contracts.YEAR, type=schema_pb2.INT)
+  year.int_domain.min = 0
+  year.value_count.min, year.value_count.max = 0, 1
   return schema
 
 
@@ -66,6 +82,11 @@ def schema_for(config) -> str:
     return config.schema_file
   own = os.path.join(config.data_dir, contracts.DATA_SCHEMA_FILE)
   return own if os.path.exists(own) else DEFAULT_SCHEMA_FILE
+
+
+def movies_schema_for(config) -> str:
+  """The curated catalog schema: the config's `movies_schema_file`, else the package's."""
+  return config.movies_schema_file or MOVIES_SCHEMA_FILE
 
 
 def content_addressed_copy(schema_file: str, directory: str) -> str:

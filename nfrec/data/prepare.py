@@ -32,13 +32,14 @@ import array
 import collections
 import csv
 import dataclasses
+import datetime
 import glob
 import json
 import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -105,6 +106,33 @@ class Report:
     }
 
 
+@dataclasses.dataclass
+class Source:
+  """What a format reader gives: rows with the same field names, whatever the format.
+
+  Movie rows have `movie`, `title`, `year`; rating rows `user`, `movie`, `rating` and,
+  where the format has the rating time, `time`, which `parse_time` turns into seconds
+  since 1970-01-01 UTC (the TIMESTAMP column). Without time, `parse_time` is None.
+  """
+
+  movies: Iterable[Row]
+  ratings: Iterable[Row]
+  scale: RatingScale
+  parse_time: Callable[[str], int] | None = None
+
+
+def _unix_seconds(text: str) -> int:
+  return int(text.strip())
+
+
+def _date_seconds(text: str) -> int:
+  """A YYYY-MM-DD date (Netflix Prize) as the seconds of its midnight, UTC."""
+  day = datetime.date.fromisoformat(text.strip())
+  return int(
+    datetime.datetime(day.year, day.month, day.day, tzinfo=datetime.timezone.utc).timestamp()
+  )
+
+
 # ---------------------------------------------------------------------------
 # Reading: each format yields Rows with the same field names.
 
@@ -157,18 +185,17 @@ def _csv_rows(
 
 
 def _split_rows(
-  path: str, separator: str, names: list[str], encoding: str = "utf-8", optional_trailing: int = 0
+  path: str, separator: str, names: list[str], encoding: str = "utf-8"
 ) -> Iterator[Row]:
   """Rows of a header-less file with a fixed separator (MovieLens .dat / u.data)."""
   for number, text in _lines(path, encoding):
     values = text.split(separator)
-    if not len(names) - optional_trailing <= len(values) <= len(names):
+    if len(values) != len(names):
       yield Row(
         path, number, text, error=f"{UNPARSEABLE}: {len(values)} fields, expected {len(names)}"
       )
     else:
-      # Fewer values than names: the optional trailing fields are absent.
-      yield Row(path, number, text, fields=dict(zip(names, values, strict=False)))
+      yield Row(path, number, text, fields=dict(zip(names, values, strict=True)))
 
 
 _TITLE_YEAR = re.compile(r"^(.*?)\s*\((\d{4})\)\s*$")
@@ -192,7 +219,7 @@ def netflix_kaggle(ratings: str, movies: str):
     list(contracts.RATINGS_COLUMNS),
     rename=dict(zip(contracts.RATINGS_COLUMNS, ("user", "rating", "movie"), strict=True)),
   )
-  return movie_rows, rating_rows, STARS, []
+  return Source(movie_rows, rating_rows, STARS)
 
 
 def _prize_titles(path: str) -> Iterator[Row]:
@@ -232,14 +259,14 @@ def _prize_combined(paths: list[str]) -> Iterator[Row]:
         path,
         number,
         text,
-        fields={"user": parts[0], "rating": parts[1], "movie": movie, "date": parts[2]},
+        fields={"user": parts[0], "rating": parts[1], "movie": movie, "time": parts[2]},
       )
 
 
 def netflix_prize(combined: list[str], titles: str):
   if not combined:
     raise PrepareError("netflix-prize: no combined_data file given (--combined FILE ...).")
-  return _prize_titles(titles), _prize_combined(combined), STARS, ["Date"]
+  return Source(_prize_titles(titles), _prize_combined(combined), STARS, _date_seconds)
 
 
 def _movielens_variant(input_dir: str) -> str:
@@ -280,20 +307,21 @@ def movielens(input_dir: str):
       "latin-1",
     )
     rating_rows = _split_rows(
-      os.path.join(input_dir, "u.data"), "\t", ["user", "movie", "rating", "timestamp"]
+      os.path.join(input_dir, "u.data"), "\t", ["user", "movie", "rating", "time"]
     )
-    scale = STARS
+    scale, parse_time = STARS, _unix_seconds
   elif variant == "1m":
     movie_rows = _split_rows(
       os.path.join(input_dir, "movies.dat"), "::", ["movie", "title", "genres"], "latin-1"
     )
-    rating_rows = _split_rows(
-      _only(os.path.join(input_dir, "ratings*.dat")),
-      "::",
-      ["user", "movie", "rating", "timestamp"],
-      optional_trailing=1,
-    )
-    scale = STARS
+    # ratings.dat is `user::movie::rating::timestamp`; a copy without the timestamps
+    # (the first line tells) has no rating time.
+    ratings_file = _only(os.path.join(input_dir, "ratings*.dat"))
+    first = next(_lines(ratings_file), (0, ""))[1]
+    with_time = len(first.split("::")) == 4
+    names = ["user", "movie", "rating"] + (["time"] if with_time else [])
+    rating_rows = _split_rows(ratings_file, "::", names)
+    scale, parse_time = STARS, _unix_seconds if with_time else None
   else:
     movie_rows = _csv_rows(
       os.path.join(input_dir, "movies.csv"),
@@ -303,10 +331,10 @@ def movielens(input_dir: str):
     rating_rows = _csv_rows(
       os.path.join(input_dir, "ratings.csv"),
       ["userId", "movieId", "rating", "timestamp"],
-      rename={"userId": "user", "movieId": "movie"},
+      rename={"userId": "user", "movieId": "movie", "timestamp": "time"},
     )
-    scale = HALF_STARS
-  return _with_year(movie_rows), rating_rows, scale, []
+    scale, parse_time = HALF_STARS, _unix_seconds
+  return Source(_with_year(movie_rows), rating_rows, scale, parse_time)
 
 
 # ---------------------------------------------------------------------------
@@ -374,22 +402,31 @@ def _write_ratings(
   path: str,
   scale: RatingScale,
   known_movies: set[int],
-  extra_columns: list[str],
+  parse_time: Callable[[str], int] | None,
   rejects: _RejectWriter,
   report: Report,
 ) -> None:
-  """Validates and writes ratings; duplicates are found by a second pass over the output."""
+  """Validates and writes ratings; duplicates are found by a second pass over the output.
+
+  With `parse_time`, each row's time is checked and written as the TIMESTAMP column.
+  """
   staged = path + ".staged"
   # Per valid row, in order: its (user << 20 | movie) key and where it came from,
   # as packed integers (18 bytes a row), to find and explain duplicates afterwards.
   keys, lines, file_ids = array.array("q"), array.array("q"), array.array("H")
   files: list[str] = []
-  extra_fields = [name.lower() for name in extra_columns]
+  required = ["user", "movie", "rating"] + (["time"] if parse_time else [])
   with open(staged, "w", newline="", encoding="utf-8") as f:
     writer = csv.writer(f)
     for row in rows:
       report.rows_in += 1
-      problem = _check_fields(row, ["user", "movie", "rating"])
+      problem = _check_fields(row, required)
+      time = []
+      if not problem and parse_time:
+        try:
+          time = [parse_time(row.fields["time"])]
+        except ValueError:
+          problem = f"{UNPARSEABLE}: time {row.fields['time'].strip()!r}"
       if not problem:
         user, movie = _integer_id(row.fields["user"]), _integer_id(row.fields["movie"])
         try:
@@ -415,14 +452,15 @@ def _write_ratings(
       file_ids.append(len(files) - 1)
       # Half stars always with a decimal, so the column is FLOAT whatever the values.
       rating_text = f"{rating:.1f}" if scale.step < 1 else str(int(rating))
-      writer.writerow([user, rating_text, movie] + [row.fields[n].strip() for n in extra_fields])
+      writer.writerow([user, rating_text, movie] + time)
 
   duplicate_of = _duplicates(np.frombuffer(keys, dtype=np.int64) if keys else np.zeros(0, np.int64))
   with (
     open(staged, newline="", encoding="utf-8") as source,
     open(path, "w", newline="", encoding="utf-8") as target,
   ):
-    target.write(",".join(list(contracts.RATINGS_COLUMNS) + extra_columns) + "\r\n")
+    header = list(contracts.RATINGS_COLUMNS) + ([contracts.TIMESTAMP] if parse_time else [])
+    target.write(",".join(header) + "\r\n")
     for index, line in enumerate(source):
       first = duplicate_of.get(index)
       if first is None:
@@ -451,13 +489,8 @@ def _duplicates(keys: np.ndarray) -> dict[int, int]:
   return dict(zip(order[repeated].tolist(), first.tolist(), strict=True))
 
 
-def prepare(source, output_dir: str, max_reject_share: float = MAX_REJECT_SHARE) -> Report:
-  """Writes `output_dir/{ratings,movies}/` from `source`.
-
-  `source` is (movie rows, rating rows, rating scale, extra columns), as the
-  format readers above return it.
-  """
-  movie_rows, rating_rows, scale, extra_columns = source
+def prepare(source: Source, output_dir: str, max_reject_share: float = MAX_REJECT_SHARE) -> Report:
+  """Writes `output_dir/{ratings,movies}/` (and its schema and dataset.json) from `source`."""
   os.makedirs(output_dir, exist_ok=True)
   staging = tempfile.mkdtemp(prefix=".prepare-", dir=output_dir)
   report = Report()
@@ -466,14 +499,14 @@ def prepare(source, output_dir: str, max_reject_share: float = MAX_REJECT_SHARE)
     os.makedirs(os.path.join(staging, contracts.MOVIES_FOLDER))
     os.makedirs(os.path.join(staging, contracts.RATINGS_FOLDER))
     known = _write_movies(
-      movie_rows, os.path.join(staging, contracts.MOVIES_FOLDER, MOVIES_FILE), rejects, report
+      source.movies, os.path.join(staging, contracts.MOVIES_FOLDER, MOVIES_FILE), rejects, report
     )
     _write_ratings(
-      rating_rows,
+      source.ratings,
       os.path.join(staging, contracts.RATINGS_FOLDER, RATINGS_FILE),
-      scale,
+      source.scale,
       known,
-      extra_columns,
+      source.parse_time,
       rejects,
       report,
     )
@@ -487,9 +520,13 @@ def prepare(source, output_dir: str, max_reject_share: float = MAX_REJECT_SHARE)
         f"({rejected / report.rows_in:.2%} > {max_reject_share:.2%}): "
         f"{dict(report.rejects)}; see {os.path.join(output_dir, contracts.REJECTS_FILE)}."
       )
+    scale = source.scale
     schema_lib.write(
       schema_lib.ratings_schema(
-        scale.minimum, scale.maximum, integer_ratings=scale.step >= 1, string_columns=extra_columns
+        scale.minimum,
+        scale.maximum,
+        integer_ratings=scale.step >= 1,
+        with_timestamp=source.parse_time is not None,
       ),
       os.path.join(staging, contracts.DATA_SCHEMA_FILE),
     )
@@ -499,6 +536,7 @@ def prepare(source, output_dir: str, max_reject_share: float = MAX_REJECT_SHARE)
           "rating_min": scale.minimum,
           "rating_max": scale.maximum,
           "rating_step": scale.step,
+          "has_time": source.parse_time is not None,
           **report.as_dict(),
         },
         f,

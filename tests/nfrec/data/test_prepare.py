@@ -129,7 +129,8 @@ def test_netflix_prize_combined_and_latin1_titles_with_commas_and_null_years(tmp
   )
   part1 = _write(
     tmp_path / "combined_data_1.txt",
-    "1:\n1488844,3,2005-09-06\n822109,5,2005-05-13\n2:\n1488844,6,2005-01-01\n",
+    "1:\n1488844,3,2005-09-06\n822109,5,2005-05-13\n2:\n1488844,6,2005-01-01\n"
+    "1488845,4,2005-13-01\n",
   )
   part2 = _write(
     tmp_path / "combined_data_2.txt", "3:\n822109,4,2004-03-02\n1:\n822109,2,2006-01-01\n"
@@ -143,18 +144,22 @@ def test_netflix_prize_combined_and_latin1_titles_with_commas_and_null_years(tmp
     ["2", "", "Ancient Civilizations: Rome, and Pompeii"],
     ["3", "1999", "Amélie, the Fabulous"],
   ]
+  # The rating date becomes the Timestamp column: seconds of its midnight, UTC.
   assert _read_csv(os.path.join(output, "ratings", "ratings.csv")) == [
-    ["User_ID", "Rating", "Movie_ID", "Date"],
-    ["1488844", "3", "1", "2005-09-06"],
-    ["822109", "5", "1", "2005-05-13"],
-    ["822109", "4", "3", "2004-03-02"],
+    ["User_ID", "Rating", "Movie_ID", "Timestamp"],
+    ["1488844", "3", "1", "1125964800"],
+    ["822109", "5", "1", "1115942400"],
+    ["822109", "4", "3", "1078185600"],
   ]
   reasons = {(r["file"], r["line"]): r["reason"] for r in _rejects(output)}
   assert reasons == {
     (part1, "5"): "rating outside the scale: 6 not in 1..5 by 1",
+    (part1, "6"): "unparseable: time '2005-13-01'",
     (part2, "4"): f"duplicate (user, movie): {part1} line 3 is kept",
   }
-  assert report.rows_in == 5 and report.rows_written == 3
+  assert report.rows_in == 6 and report.rows_written == 3
+  with open(os.path.join(output, contracts.DATASET_FILE)) as f:
+    assert json.load(f)["has_time"] is True
 
 
 def test_movielens_variants_are_detected_and_years_split_from_titles(tmp_path):
@@ -167,7 +172,7 @@ def test_movielens_variants_are_detected_and_years_split_from_titles(tmp_path):
     encoding="latin-1",
   )
   ml1m = tmp_path / "1m"
-  _write(ml1m / "ratings.dat", "1::1193::5::978300760\n1::661::3\n")  # timestamp optional
+  _write(ml1m / "ratings.dat", "1::1193::5::978300760\n1::661::3::978302109\n")
   _write(
     ml1m / "movies.dat",
     "1193::One Flew Over the Cuckoo's Nest (1975)::Drama\n"
@@ -193,10 +198,30 @@ def test_movielens_variants_are_detected_and_years_split_from_titles(tmp_path):
     assert movies[1] == expected_first_movie  # the year split from the title
     assert report.rows_written == 2
   latest_ratings = _read_csv(str(tmp_path / "out-latest" / "ratings" / "ratings.csv"))
-  assert [row[1] for row in latest_ratings[1:]] == ["4.5", "0.5"]  # half stars kept
+  assert latest_ratings[1:] == [["1", "4.5", "1", "964982703"], ["1", "0.5", "2", "1"]]
+  ml1m_ratings = _read_csv(str(tmp_path / "out-1m" / "ratings" / "ratings.csv"))
+  assert ml1m_ratings[0] == ["User_ID", "Rating", "Movie_ID", "Timestamp"]
+  assert ml1m_ratings[2] == ["1", "3", "661", "978302109"]
   assert _rejects(str(tmp_path / "out-latest"))[0]["reason"].startswith("rating outside the scale")
   with open(tmp_path / "out-latest" / contracts.DATASET_FILE) as f:
     assert json.load(f)["rating_min"] == 0.5
+
+
+def test_movielens_1m_without_timestamps_has_no_time_column(tmp_path):
+  ml1m = tmp_path / "1m"
+  _write(ml1m / "ratings_no_timestamp.dat", "1::1193::5\n1::661::3\n2::661::4::978302109\n")
+  _write(ml1m / "movies.dat", "1193::Cuckoo (1975)::Drama\n661::Peach (1996)::Animation\n")
+  output = str(tmp_path / "out")
+  report = prepare.prepare(prepare.movielens(str(ml1m)), output, max_reject_share=0.5)
+  assert _read_csv(os.path.join(output, "ratings", "ratings.csv")) == [
+    ["User_ID", "Rating", "Movie_ID"],
+    ["1", "5", "1193"],
+    ["1", "3", "661"],
+  ]
+  assert _rejects(output)[0]["reason"] == "unparseable: 4 fields, expected 3"
+  assert report.rows_written == 2
+  with open(os.path.join(output, contracts.DATA_SCHEMA_FILE)) as f:
+    assert "Timestamp" not in f.read()
 
 
 def test_a_folder_without_movielens_files_is_refused(tmp_path):

@@ -19,16 +19,28 @@ def test_same_seed_same_sample_other_seed_other_sample():
 def test_sample_is_shaped_like_netflix():
   movies, ratings = sample_data.generate(sample_data.SampleSpec())
   assert 80_000 <= len(ratings) <= 120_000
-  assert {rating for _, rating, _ in ratings} == {1, 2, 3, 4, 5}
-  pairs = [(user, movie) for user, _, movie in ratings]
+  assert {rating for _, rating, _, _ in ratings} == {1, 2, 3, 4, 5}
+  pairs = [(user, movie) for user, _, movie, _ in ratings]
   assert len(set(pairs)) == len(pairs), "one rating per (user, movie)"
-  assert {movie for _, _, movie in ratings} <= {movie_id for movie_id, _, _ in movies}
+  assert {movie for _, _, movie, _ in ratings} <= {movie_id for movie_id, _, _ in movies}
   # Skewed popularity: the top 10 % of movies get far more than 10 % of ratings.
-  per_movie = np.array(sorted(collections.Counter(m for _, _, m in ratings).values(), reverse=True))
+  per_movie = collections.Counter(m for _, _, m, _ in ratings.tolist())
+  per_movie = np.array(sorted(per_movie.values(), reverse=True))
   assert per_movie[: len(per_movie) // 10].sum() > 0.3 * per_movie.sum()
   # Varied activity: heavy users rate many times more than the median user.
-  per_user = np.array(list(collections.Counter(u for u, _, _ in ratings).values()))
+  per_user = np.array(list(collections.Counter(u for u, _, _, _ in ratings.tolist()).values()))
   assert per_user.max() > 5 * np.median(per_user)
+  # Time: two years (2004-2005, Unix seconds); a new release is rated only after it
+  # came out, so its ratings come no earlier than its year.
+  times = ratings[:, 3]
+  assert sample_data.START <= times.min() and times.max() < sample_data.END
+  year_of = {movie_id: year for movie_id, year, _ in movies}
+  new = np.array([year_of[m] >= 2004 for m in ratings[:, 2].tolist()])
+  assert 0 < new.mean() < 0.5
+  first_day_of_year = {2004: sample_data.START, 2005: sample_data.START + 366 * sample_data.DAY}
+  assert all(
+    t >= first_day_of_year[year_of[m]] for m, t in zip(ratings[new, 2], times[new], strict=True)
+  )
   # Titles are not unique (as in Netflix), ids are.
   titles = collections.Counter(title for _, _, title in movies)
   assert titles.most_common(1)[0][1] > 1
@@ -40,7 +52,7 @@ def test_write_makes_one_folder_per_csv_with_kaggle_headers(tmp_path):
   assert os.listdir(ratings_dir) == [sample_data.RATINGS_FILE]
   assert os.listdir(movies_dir) == [sample_data.MOVIES_FILE]
   with open(os.path.join(ratings_dir, sample_data.RATINGS_FILE)) as f:
-    assert next(csv.reader(f)) == ["User_ID", "Rating", "Movie_ID"]
+    assert next(csv.reader(f)) == ["User_ID", "Rating", "Movie_ID", "Timestamp"]
   with open(os.path.join(movies_dir, sample_data.MOVIES_FILE)) as f:
     assert next(csv.reader(f)) == ["Movie_ID", "Year", "Name"]
 
