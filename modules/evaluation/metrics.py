@@ -39,11 +39,11 @@ class Ranker:
 
 
 def serving_model_ranker(model) -> Ranker:
-  """The loaded serving SavedModel: its towers, its candidate matrix, its exclusions."""
+  """A loaded serving model: its users' queries, its candidates, its exclusions."""
   candidates = model.candidate_vectors
 
   def scores(user_index):
-    queries = model.core.user_vectors(tf.constant(user_index, tf.int64))
+    queries = tf.gather(model.user_queries, tf.constant(user_index, tf.int64))
     return tf.matmul(queries, candidates, transpose_b=True).numpy()
 
   splits = model.rated_row_splits.numpy()
@@ -183,23 +183,56 @@ def rating_baselines(
 
 
 def rmse_by_activity(
-  predictions: np.ndarray,
-  labels: np.ndarray,
-  user_train_counts: np.ndarray,
-  edges=(1, 5, 20, 50, 200),
+  predictions: np.ndarray, labels: np.ndarray, user_counts: np.ndarray, edges=None
 ) -> list[dict]:
-  """RMSE of eval pairs bucketed by how many training ratings their user has."""
-  buckets = []
-  bounds = list(edges) + [np.inf]
-  for low, high in zip([0] + list(edges), bounds, strict=True):
-    mask = (user_train_counts >= low) & (user_train_counts < high)
+  """RMSE of eval pairs bucketed by how many known ratings their user has."""
+  result = []
+  for label, mask in _buckets(user_counts, edges or ACTIVITY_EDGES):
     if mask.any():
       errors = predictions[mask] - labels[mask]
-      buckets.append(
+      result.append(
         {
-          "training_ratings": f"{low}-{int(high) - 1}" if high != np.inf else f"{low}+",
+          "known_ratings": label,
           "eval_pairs": int(mask.sum()),
           contracts.RMSE: float(np.sqrt(np.mean(errors**2))),
         }
       )
-  return buckets
+  return result
+
+
+ACTIVITY_EDGES = (1, 5, 20, 50, 200)  # buckets of a user's known ratings: 1-4, 5-19, ...
+
+
+def _buckets(user_counts: np.ndarray, edges):
+  bounds = list(edges) + [np.inf]
+  for low, high in zip([0] + list(edges), bounds, strict=True):
+    label = f"{low}-{int(high) - 1}" if high != np.inf else f"{low}+"
+    yield label, (user_counts >= low) & (user_counts < high)
+
+
+def recall_by_activity(
+  ranker: Ranker,
+  user_index: np.ndarray,
+  movie_index: np.ndarray,
+  rating: np.ndarray,
+  user_counts: np.ndarray,
+  k: int = 10,
+  edges=None,
+) -> list[dict]:
+  """Filtered Recall@k and NDCG@k of light and heavy users: the eval pairs bucketed by
+  how many known ratings their user has (`user_counts`, per pair)."""
+  result = []
+  for label, mask in _buckets(user_counts, edges or ACTIVITY_EDGES):
+    if mask.any():
+      metrics = retrieval_metrics(
+        ranker, user_index[mask], movie_index[mask], rating[mask], ks=(k,), curve_ks=()
+      )
+      result.append(
+        {
+          "known_ratings": label,
+          "users": int(len(np.unique(user_index[mask]))),
+          contracts.recall_at(k): metrics[contracts.recall_at(k)],
+          contracts.ndcg_at(k): metrics[contracts.ndcg_at(k)],
+        }
+      )
+  return result

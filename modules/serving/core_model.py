@@ -1,9 +1,19 @@
 """The core model: what the Trainer exports and the serving model wraps.
 
-The towers and the rating head as TF functions on vocabulary indices, and
-Transform's vocabularies as lookup tables (their files become the SavedModel's
-assets). All stock TensorFlow: the trained Keras model is only called inside
-the traced functions, so loading the core model needs no Keras and no TFRS.
+The towers and the rating head as TF functions, and Transform's vocabularies as
+lookup tables (their files become the SavedModel's assets). All stock
+TensorFlow: the trained Keras model is only called inside the traced functions,
+so loading the core model needs no Keras and no TFRS.
+
+  user_index, movie_index  raw string ids -> vocabulary indices (unknown: the size)
+  user_tower      (user index, history movies [B, L], ratings [B, L], lengths [B])
+                  -> query [B, D], vector [B, d], bias [B]; histories oldest first,
+                  valid entries first; the tower reads the last `history_window`
+  movie_tower     (movie index, title tokens [B, T], year bucket [B])
+                  -> candidate [B, D], vector [B, d], bias [B]
+  rate            (user vector, user bias, movie vector, movie bias) -> rating [B]
+  ids_from_examples  serialized raw rating tf.Examples -> (user ids, movie ids) as
+                  strings, parsed with Transform's raw feature spec
 """
 
 from __future__ import annotations
@@ -13,20 +23,22 @@ import tensorflow as tf
 from modules.transform import vocabulary
 from nfrec import contracts
 
+_INDEX = tf.TensorSpec([None], tf.int64)
+_VECTORS = tf.TensorSpec([None, None], tf.float32)
+_VALUES = tf.TensorSpec([None], tf.float32)
+
 
 class CoreModel(tf.Module):
-  """`model` is the trained RecommenderModel (its towers and rating head are called);
-  `tf_transform_output` gives the vocabularies and the raw feature spec."""
+  """`model` is the trained RecommenderModel; `tf_transform_output` gives the
+  vocabularies (a TFTransformOutput)."""
 
   def __init__(self, model, tf_transform_output):
     super().__init__()
     self.model = model
-    self.num_users = tf.constant(
-      tf_transform_output.vocabulary_size_by_name(contracts.USER_VOCABULARY), tf.int64
-    )
-    self.num_movies = tf.constant(
-      tf_transform_output.vocabulary_size_by_name(contracts.MOVIE_VOCABULARY), tf.int64
-    )
+    # Variables, so that they are saved with the module (constants are not).
+    self.num_users = tf.Variable(model.num_users, dtype=tf.int64, trainable=False)
+    self.num_movies = tf.Variable(model.num_movies, dtype=tf.int64, trainable=False)
+    self.history_window = tf.Variable(model.hparams.history_window, dtype=tf.int64, trainable=False)
     self.user_table = vocabulary.lookup_table(
       tf_transform_output.vocabulary_file_by_name(contracts.USER_VOCABULARY)
     )
@@ -44,40 +56,46 @@ class CoreModel(tf.Module):
   def movie_index(self, movie_id):
     return self.movie_table.lookup(movie_id)
 
-  @tf.function(input_signature=[tf.TensorSpec([None], tf.int64)])
-  def user_vectors(self, user_index):
-    return self.model.user_vectors(user_index)
+  @tf.function(
+    input_signature=[
+      _INDEX,
+      tf.TensorSpec([None, None], tf.int64),
+      tf.TensorSpec([None, None], tf.float32),
+      _INDEX,
+    ]
+  )
+  def user_tower(self, user_index, history_movies, history_ratings, history_length):
+    sums = None
+    if self.model.hparams.history_window:
+      sums = self.model.history_sums(history_movies, history_ratings, history_length)
+    vector, bias = self.model.user_tower(user_index, sums)
+    return {"query": self.model.query(vector), "vector": vector, "bias": bias}
 
-  @tf.function(input_signature=[tf.TensorSpec([None], tf.int64)])
-  def movie_vectors(self, movie_index):
-    return self.model.movie_vectors(movie_index)
-
-  @tf.function(input_signature=[tf.TensorSpec([None], tf.int64), tf.TensorSpec([None], tf.int64)])
-  def rate_indices(self, user_index, movie_index):
-    """Unclipped rating head output."""
-    return self.model.predict_ratings(user_index, movie_index)
+  @tf.function(input_signature=[_INDEX, tf.TensorSpec([None, None], tf.int64), _INDEX])
+  def movie_tower(self, movie_index, title_tokens, year_bucket):
+    vector, rating_bias, retrieval_bias = self.model.movie_tower(
+      movie_index, title_tokens, year_bucket
+    )
+    return {
+      "candidate": self.model.candidate(vector, retrieval_bias),
+      "vector": vector,
+      "bias": rating_bias,
+    }
 
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
   def ids_from_examples(self, serialized):
-    """Raw ratings rows as tf.Examples -> (user ids, movie ids) as strings."""
     parsed = tf.io.parse_example(serialized, self._id_spec)
     return (
       vocabulary.id_to_string(tf.reshape(parsed[contracts.USER_ID], [-1])),
       vocabulary.id_to_string(tf.reshape(parsed[contracts.MOVIE_ID], [-1])),
     )
 
-  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=contracts.INPUT_EXAMPLES)])
-  def rate_examples(self, serialized):
-    """Raw ratings rows as tf.Examples (User_ID, Movie_ID) -> {"rating": [batch]}."""
-    user_ids, movie_ids = self.ids_from_examples(serialized)
-    return {
-      contracts.OUTPUT_RATING: self.rate_indices(
-        self.user_index(user_ids), self.movie_index(movie_ids)
-      )
-    }
+  @tf.function(input_signature=[_VECTORS, _VALUES, _VECTORS, _VALUES])
+  def rate(self, user_vector, user_bias, movie_vector, movie_bias):
+    """Unclipped rating head output."""
+    return self.model.rate(user_vector, user_bias, movie_vector, movie_bias)
 
 
 def save(core: CoreModel, export_dir: str) -> None:
-  tf.saved_model.save(
-    core, export_dir, signatures={contracts.SIGNATURE_DEFAULT: core.rate_examples}
-  )
+  # No serving signature: the core model is read by ServingModelBuilder, never served.
+  tf.saved_model.save(core, export_dir, signatures={})

@@ -1,37 +1,45 @@
 """The Trainer's input: Transform's splits as in-memory columns, batched for training.
 
-Three numbers per rating (about 20 bytes): 100M ratings fit in 2 GB. Reading
-once and training from memory keeps record parsing out of every epoch.
+About 30 bytes per rating: 100M ratings fit in 3 GB. Reading once and training
+from memory keeps record parsing out of every epoch.
+
+Two batchings:
+  shuffled_batches   rows in a fresh random order each epoch (an ids-only model)
+  sequence_batches   each user's rows together, oldest first (or shuffled when the
+                     data has no time), so every row's history is the rows before
+                     it (model.sequence_history_sums), cut into short chunks that
+                     carry their `context` rows before them (history only)
 """
 
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 
+from modules import interactions
+from modules.interactions import Ratings
 from modules.transform import examples
 from nfrec import contracts
 
 
-def read_split(file_patterns, tf_transform_output: tft.TFTransformOutput) -> dict[str, tf.Tensor]:
-  """A split of Transform's output as {feature: [examples]} tensors."""
-  columns = examples.read_columns(file_patterns, tf_transform_output.transformed_feature_spec())
-  return {name: tf.constant(values) for name, values in columns.items()}
+def read_split(file_patterns, tf_transform_output: tft.TFTransformOutput) -> Ratings:
+  """A split of Transform's output."""
+  return Ratings.from_columns(
+    examples.read_columns(file_patterns, tf_transform_output.transformed_feature_spec())
+  )
 
 
-def num_examples(columns: dict) -> int:
-  return int(tf.shape(columns[contracts.RATING_LABEL])[0]) if columns else 0
+def shuffled_batches(ratings: Ratings, batch_size: int, seed: int) -> tuple[tf.data.Dataset, int]:
+  """(endless dataset of full batches, steps per epoch), rows in a new order each epoch.
 
-
-def shuffled_batches(columns: dict, batch_size: int, seed: int) -> tuple[tf.data.Dataset, int]:
-  """(endless dataset of full batches, steps per epoch).
-
-  Each epoch is a fresh permutation of all examples (a stateless shuffle keyed
-  by (seed, epoch): reproducible, and different every epoch); a batch is one
-  gather per column, so no per-example work. Full batches only: one shape for
-  XLA, and an example left out of one epoch is in the next.
+  Each epoch is a fresh permutation of all examples (a stateless shuffle keyed by
+  (seed, epoch): reproducible, and different every epoch); a batch is one gather
+  per column, so no per-example work. Full batches only: one shape for XLA, and an
+  example left out of one epoch is in the next.
   """
-  size = num_examples(columns)
+  columns = ratings.as_tensors()
+  size = len(ratings)
   steps = max(size // batch_size, 1)
   batch_size = min(batch_size, size)
 
@@ -55,18 +63,83 @@ def shuffled_batches(columns: dict, batch_size: int, seed: int) -> tuple[tf.data
   return dataset, steps
 
 
-def in_order_batches(columns: dict, batch_size: int) -> tf.data.Dataset:
-  return tf.data.Dataset.from_tensor_slices(columns).batch(batch_size).prefetch(tf.data.AUTOTUNE)
+def sequence_batches(
+  ratings: Ratings,
+  num_users: int,
+  num_movies: int,
+  batch_size: int,
+  context: int,
+  seed: int,
+  by_time: bool,
+  chunk: int = 16,
+) -> tuple[tf.data.Dataset, int]:
+  """(endless dataset of batches, steps per epoch) for a history-reading model.
+
+  Each epoch puts every user's rows together, oldest first when `by_time`, else
+  in a fresh random order (a new history for each row every epoch, the way a
+  user's unordered ratings may come). This sequence is cut into chunks of `chunk`
+  target rows, each with the `context` rows before it (history only); a batch is
+  `batch_size // chunk` chunks in a fresh random order, so it mixes many users.
+  Features are [chunks, context + chunk]: the last `chunk` columns are the targets.
+  """
+  size = len(ratings)
+  chunk = max(min(chunk, size), 1)
+  chunks_per_batch = max(batch_size // chunk, 1)
+  num_chunks = max(size // chunk, 1)
+  steps = max(num_chunks // chunks_per_batch, 1)
+  chunks_per_batch = min(chunks_per_batch, num_chunks)
+  width = context + chunk
+  user = tf.constant(ratings.user)
+  columns = ratings.as_tensors()
+  # Rank of each row within its user, in time order (fixed) or random (per epoch).
+  rank = np.empty(size, np.int64)
+  rank[interactions.by_user_oldest_first(ratings, num_users)[1]] = np.arange(size)
+  time_rank = tf.constant(rank)
+  padding = {
+    contracts.USER_INDEX: tf.fill([context], tf.constant(num_users, tf.int64)),
+    contracts.MOVIE_INDEX: tf.fill([context], tf.constant(num_movies, tf.int64)),
+    contracts.RATING_LABEL: tf.zeros([context], tf.float32),
+  }
+
+  def epoch_of_batches(epoch):
+    key = tf.stack([tf.constant(seed, tf.int64), epoch])
+    user_rank = tf.random.experimental.stateless_shuffle(
+      tf.range(num_users + 1, dtype=tf.int64), key
+    )
+    within = (
+      time_rank
+      if by_time
+      else tf.random.stateless_uniform([size], key, maxval=2**31 - 1, dtype=tf.int64)
+    )
+    order = tf.argsort(tf.gather(user_rank, user) * 2**32 + within, stable=True)
+    flat = {
+      name: tf.concat([padding[name], tf.gather(values, order)], 0)
+      for name, values in columns.items()
+    }
+    chunk_order = tf.random.experimental.stateless_shuffle(
+      tf.range(num_chunks, dtype=tf.int64), key + [0, 1]
+    )[: steps * chunks_per_batch]
+    # Chunk c covers target rows [c * chunk, (c + 1) * chunk) of the sequence; in the
+    # padded arrays its window of context + targets starts at c * chunk.
+    windows = chunk_order[:, tf.newaxis] * chunk + tf.range(width, dtype=tf.int64)
+    return tf.data.Dataset.from_tensor_slices(
+      {
+        name: tf.reshape(tf.gather(values, windows), [steps, chunks_per_batch, width])
+        for name, values in flat.items()
+      }
+    )
+
+  dataset = tf.data.Dataset.counter().flat_map(epoch_of_batches).prefetch(tf.data.AUTOTUNE)
+  return dataset, steps
 
 
-def training_statistics(columns: dict, num_movies: int) -> tuple[tf.Tensor, float]:
-  """(ratings per movie index, mean rating) of the training split."""
-  if not num_examples(columns):
+def training_statistics(ratings: Ratings, num_users: int, num_movies: int) -> dict:
+  """Counts of the training split: ratings per movie, which ids were trained, the mean."""
+  if not len(ratings):
     raise ValueError("The train split is empty: nothing to train on.")
-  counts = tf.math.bincount(
-    columns[contracts.MOVIE_INDEX],
-    minlength=num_movies + 1,
-    maxlength=num_movies + 1,
-    dtype=tf.int64,
+  return dict(
+    movie_counts=np.bincount(ratings.movie[ratings.movie < num_movies], minlength=num_movies),
+    trained_users=np.bincount(ratings.user[ratings.user < num_users], minlength=num_users) > 0,
+    trained_movies=np.bincount(ratings.movie[ratings.movie < num_movies], minlength=num_movies) > 0,
+    global_mean=float(ratings.rating.mean()),
   )
-  return counts[:num_movies], float(tf.reduce_mean(columns[contracts.RATING_LABEL]))

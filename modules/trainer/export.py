@@ -16,6 +16,22 @@ def export_core_model(model, tf_transform_output, export_dir: str) -> None:
   core_model.save(core_model.CoreModel(model, tf_transform_output), export_dir)
 
 
+def metrics_report(trained) -> dict:
+  """metrics.json: the validation metrics of the selected epoch, how it was selected,
+  and the per-epoch history of the selection fit (train.Trained)."""
+  return {
+    **{name: value for name, value in trained.metrics.items() if isinstance(value, float)},
+    "split": contracts.VALIDATION,
+    "epochs_selected": trained.epochs,
+    "epochs_run": len(trained.history.get("loss", [])),
+    "refit_on_validation": trained.model.hparams.refit_on_validation,
+    "num_users": trained.model.num_users,
+    "num_movies": trained.model.num_movies,
+    "seconds": {name: round(value, 1) for name, value in trained.seconds.items()},
+    "history": {name: [float(v) for v in values] for name, values in trained.history.items()},
+  }
+
+
 def write_metrics(metrics: dict, model_run_dir: str) -> None:
   """metrics.json beside the TensorBoard logs (the run summary reads it)."""
   tf.io.gfile.makedirs(model_run_dir)

@@ -14,24 +14,37 @@ from typing import Any
 
 OPTIMIZERS = ("adagrad", "adam")
 LOSS_REDUCTIONS = ("sum", "mean")
+RETRIEVAL_CANDIDATES = ("in_batch", "all")
 
 
 @dataclasses.dataclass(frozen=True)
 class HParams:
   # Shape of the model.
   embedding_dim: int
+  history_window: int  # the user tower pools the user's last N ratings (0: ids only)
+  recent_window: int  # ...and, apart, the last N of them (data with time)
+  content_features: bool  # the movie tower reads title tokens and the year
   rating_hidden_units: tuple[int, ...]  # the rating MLP's hidden layers
+  rating_dropout: float  # dropout after each hidden layer of the rating MLP
   use_bias: bool  # user, movie and global rating biases
-  rating_dot_product: bool  # a user . movie term beside the MLP
+  rating_dot_product: bool  # a learned-scale user . movie term beside the MLP
+  rating_factors: int  # SVD++-like factors of the rating's own (0: none)
+  rating_factor_l2: float  # on the rating factors each batch uses (per example)
   retrieval_bias: bool  # a per-movie retrieval bias folded into the movie vectors
   # Regularization: `l2_per_epoch` (divided over an epoch's steps) wins over `l2` when set.
   l2: float
   l2_per_epoch: float
+  bias_l2: float  # on the rating biases each batch uses (per example, as SVD does)
+  # Ids dropped (to the out-of-vocabulary row) for this share of the training
+  # examples, so the towers also serve users and movies from history and content alone.
+  user_id_dropout: float
+  movie_id_dropout: float
   # The two tasks and how their losses add up.
   rating_weight: float
   retrieval_weight: float
   retrieval_loss_reduction: str  # "sum" over the batch (TFRS) or "mean"
-  retrieval_temperature: float  # the in-batch softmax's logits are divided by it
+  retrieval_candidates: str  # "in_batch" movies, or "all" the catalog, as the negatives
+  retrieval_temperature: float  # the softmax's logits are divided by it
   sampling_correction: bool  # logQ correction of the in-batch negatives
   remove_accidental_hits: bool  # a batch's other rows of the same movie are no negatives
   # Optimization.
@@ -42,6 +55,9 @@ class HParams:
   early_stopping_patience: int  # 0: no early stopping
   early_stopping_monitor: str  # a Keras log name, e.g. "val_rmse"
   early_stopping_min_delta: float
+  # After selecting the epochs on validation, train a fresh model on train and
+  # validation for that many epochs (the served model knows the latest period).
+  refit_on_validation: bool
   seed: int
   # Execution (how, not what, it learns).
   jit_compile: bool
@@ -65,7 +81,25 @@ class HParams:
     for name in ("embedding_dim", "batch_size", "steps_per_execution"):
       if getattr(self, name) < 1:
         problems.append(f"{name} must be at least 1, got {getattr(self, name)}")
-    for name in ("epochs", "early_stopping_patience", "l2", "l2_per_epoch"):
+    for name in (
+      "epochs",
+      "early_stopping_patience",
+      "l2",
+      "l2_per_epoch",
+      "bias_l2",
+      "rating_factors",
+      "rating_factor_l2",
+    ):
+      if getattr(self, name) < 0:
+        problems.append(f"{name} must not be negative, got {getattr(self, name)}")
+    if self.retrieval_candidates not in RETRIEVAL_CANDIDATES:
+      problems.append(
+        f"retrieval_candidates {self.retrieval_candidates!r} is not one of {RETRIEVAL_CANDIDATES}"
+      )
+    for name in ("user_id_dropout", "movie_id_dropout", "rating_dropout"):
+      if not 0 <= getattr(self, name) < 1:
+        problems.append(f"{name} must be in [0, 1), got {getattr(self, name)}")
+    for name in ("history_window", "recent_window"):
       if getattr(self, name) < 0:
         problems.append(f"{name} must not be negative, got {getattr(self, name)}")
     if self.retrieval_temperature <= 0:

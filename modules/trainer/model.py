@@ -1,25 +1,90 @@
-"""The TFRS multi-task model: two towers for retrieval, an MLP for the rating.
+"""The TFRS multi-task model: a user tower and a movie tower for retrieval, a rating head.
 
-Both towers read vocabulary indices produced by Transform (index
-`vocabulary size` is the out-of-vocabulary bucket). Every knob comes from an
-`HParams` (a preset in `pipeline/config.py`), so the seed configuration of the
-original notebook and the tuned default are the same code.
+User tower: the user's id embedding plus what the user rated, pooled: the mean
+of the history embeddings of the user's last `history_window` ratings, the same
+weighted by the centered rating, and the mean of the last `recent_window`
+(docs/design.md, "The model"). In training the id is dropped for a share of the
+examples, so the tower also describes a user it has no trained id for (a light
+user, a user first seen after training, a person at request time) by their
+ratings alone.
+
+Movie tower: the movie's id embedding plus the mean of its title tokens'
+embeddings and its year bucket's embedding (Transform's catalog vocabularies).
+The id is dropped for a share of the examples, so a catalog movie with no
+training ratings still gets a meaningful vector from its title and year.
+
+Rating head: an MLP on the two towers' vectors (and optionally their dot
+product) plus user, movie and global biases.
+
+Retrieval: TFRS's Retrieval task, with the in-batch movies as candidates or the
+whole catalog. Loss = rating_weight * rating loss + retrieval_weight * retrieval
+loss. Every knob is an `HParams` field (a preset in pipeline/config.py); the
+`seed` preset (ids only, in-batch softmax) is the original notebook's model.
+
+Indices are Transform's vocabulary indices, with the out-of-vocabulary row at
+index = vocabulary size; ids that had no training rating are mapped to that row
+too (`trained_*` masks), so an untrained embedding row is never used.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from typing import NamedTuple
+
+import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
 from modules.trainer.hparams import HParams
 from nfrec import contracts
 
+# The optimizers an HParams may name (hparams.OPTIMIZERS), by name.
+OPTIMIZERS = {"adagrad": tf.keras.optimizers.Adagrad, "adam": tf.keras.optimizers.Adam}
 
-def _embedding(rows: int, width: int, l2: float, initializer="uniform", name=None):
-  regularizer = tf.keras.regularizers.l2(l2) if l2 else None
-  return tf.keras.layers.Embedding(
-    rows, width, embeddings_initializer=initializer, embeddings_regularizer=regularizer, name=name
-  )
+
+@dataclasses.dataclass(frozen=True)
+class MovieFeatures:
+  """Content features per movie vocabulary index (one extra row: the OOV movie).
+
+  title_tokens: [M + 1, T] int64, title token indices (0 = padding; tokens are
+  1 + Transform's index); year_bucket: [M + 1] int64 (0 = unknown year).
+  """
+
+  title_tokens: np.ndarray
+  year_bucket: np.ndarray
+  num_tokens: int  # rows of the token embedding (padding + vocabulary + OOV)
+  num_year_buckets: int  # rows of the year embedding (unknown + buckets)
+
+  @classmethod
+  def empty(cls, num_movies: int) -> MovieFeatures:
+    return cls(np.zeros((num_movies + 1, 1), np.int64), np.zeros(num_movies + 1, np.int64), 1, 1)
+
+  @classmethod
+  def for_vocabulary(cls, catalog, movie_vocabulary) -> MovieFeatures:
+    """The catalog's features (examples.Catalog) in vocabulary order; a rated movie the
+    catalog lacks, and the OOV row, get no tokens and an unknown year."""
+    row_of = {movie_id: row for row, movie_id in enumerate(catalog.movie_ids.tolist())}
+    rows = np.array([row_of.get(movie_id, -1) for movie_id in movie_vocabulary] + [-1])
+    found = rows >= 0
+    tokens = np.zeros((len(rows), max(catalog.title_tokens.shape[1], 1)), np.int64)
+    tokens[found, : catalog.title_tokens.shape[1]] = catalog.title_tokens[rows[found]]
+    years = np.zeros(len(rows), np.int64)
+    years[found] = catalog.year_bucket[rows[found]]
+    return cls(tokens, years, catalog.num_tokens, catalog.num_year_buckets)
+
+
+class HistorySums(NamedTuple):
+  """Per example: sums of history embeddings over the pooled windows, and counts.
+
+  Computed from padded histories (serving) or from a user-ordered batch
+  (training); the user tower turns them into a vector the same way for both.
+  """
+
+  window: tf.Tensor  # [B, d] sum of the last history_window items
+  weighted: tf.Tensor  # [B, d] the same, each item weighted by its centered rating
+  count: tf.Tensor  # [B] items in the window
+  recent: tf.Tensor  # [B, d] sum of the last recent_window items
+  recent_count: tf.Tensor  # [B]
 
 
 def embedding_l2(hparams: HParams, steps_per_epoch: int) -> float:
@@ -35,8 +100,51 @@ def embedding_l2(hparams: HParams, steps_per_epoch: int) -> float:
   return hparams.l2
 
 
+def _embedding(rows: int, width: int, l2: float, initializer="uniform", name=None):
+  regularizer = tf.keras.regularizers.l2(l2) if l2 else None
+  return tf.keras.layers.Embedding(
+    rows,
+    width,
+    embeddings_initializer=initializer,
+    embeddings_regularizer=regularizer,
+    name=name,
+  )
+
+
+def _constant(values, dtype, name):
+  # Variables, not constants: they are exported with the model and stay out of
+  # the graph proto (which is limited to 2 GB).
+  return tf.Variable(tf.constant(values, dtype=dtype), trainable=False, name=name)
+
+
+def _squeeze(values):
+  return tf.squeeze(values, axis=1)
+
+
+def _window_mask(length, width, window):
+  """[B, L] True for the last `window` of the first `length` positions of each row."""
+  position = tf.range(width, dtype=length.dtype)[tf.newaxis, :]
+  length = length[:, tf.newaxis]
+  return (position < length) & (position >= length - window)
+
+
+def _prefix_scan(values, combine):
+  """Inclusive prefix `combine` (e.g. tf.maximum; TF has no cummax) along axis 1 of a
+  [rows, width, ...] tensor of static width, by doubling: log2(width) steps."""
+  width, shift = values.shape[1], 1
+  while shift < width:
+    shifted = tf.pad(values[:, :-shift], [[0, 0], [shift, 0]] + [[0, 0]] * (values.shape.rank - 2))
+    values = combine(values, shifted)
+    shift *= 2
+  return values
+
+
+def _sum_over(values, mask):
+  return tf.reduce_sum(values * tf.cast(mask, values.dtype)[..., tf.newaxis], axis=1)
+
+
 class RecommenderModel(tfrs.Model):
-  """Retrieval (user tower · movie tower) and rating regression, trained jointly."""
+  """Retrieval (user tower . movie tower) and rating regression, trained jointly."""
 
   def __init__(
     self,
@@ -46,34 +154,74 @@ class RecommenderModel(tfrs.Model):
     movie_counts=None,
     global_mean: float = 0.0,
     steps_per_epoch: int = 1,
+    features: MovieFeatures | None = None,
+    trained_users=None,
+    trained_movies=None,
   ):
-    """`movie_counts` (training ratings per movie index) enables the in-batch
-    sampling correction when `hparams.sampling_correction` is set."""
+    """`movie_counts` (training ratings per movie index) drive the logQ correction of
+    in-batch negatives; `trained_*` (bool per index) say which ids had training
+    ratings (default: all)."""
     super().__init__()
     self.hparams = hparams
+    self.num_users, self.num_movies = num_users, num_movies
     dim = hparams.embedding_dim
     l2 = embedding_l2(hparams, steps_per_epoch)
-    # +1 row for the out-of-vocabulary bucket Transform puts at the end.
+    features = features or MovieFeatures.empty(num_movies)
+    self.global_mean = float(global_mean)
+    self.trained_users = _constant(
+      np.ones(num_users, bool) if trained_users is None else trained_users, tf.bool, "trained_users"
+    )
+    self.trained_movies = _constant(
+      np.ones(num_movies, bool) if trained_movies is None else trained_movies,
+      tf.bool,
+      "trained_movies",
+    )
+    # +1 row for the out-of-vocabulary id Transform puts at the end.
     self.user_embedding = _embedding(num_users + 1, dim, l2, name="user_embedding")
     self.movie_embedding = _embedding(num_movies + 1, dim, l2, name="movie_embedding")
-    self.rating_head = tf.keras.Sequential(
-      [tf.keras.layers.Dense(units, activation="relu") for units in hparams.rating_hidden_units]
-      + [tf.keras.layers.Dense(1)],
-      name="rating_head",
-    )
+    if hparams.history_window:
+      self.history_embedding = _embedding(num_movies + 1, dim, l2, name="history_embedding")
+      self.history_projection = tf.keras.layers.Dense(
+        dim, use_bias=False, name="history_projection"
+      )
+      self.history_bias = tf.keras.layers.Dense(1, use_bias=False, name="history_bias")
+    if hparams.content_features:
+      self.title_tokens = _constant(features.title_tokens, tf.int64, "title_tokens")
+      self.year_bucket = _constant(features.year_bucket, tf.int64, "year_bucket")
+      self.token_embedding = _embedding(features.num_tokens, dim, l2, name="token_embedding")
+      self.year_embedding = _embedding(features.num_year_buckets, dim, l2, name="year_embedding")
+    if hparams.rating_dot_product:
+      self.dot_scale = tf.Variable(0.0, name="dot_scale")  # learned: retrieval logits' scale
+    if hparams.rating_factors:
+      # SVD++-like factors of the rating's own: an id part and a part from the pooled
+      # history, for the user; an id part for the movie.
+      self.user_rating_factors = _embedding(
+        num_users + 1, hparams.rating_factors, 0.0, name="user_rating_factors"
+      )
+      self.movie_rating_factors = _embedding(
+        num_movies + 1, hparams.rating_factors, 0.0, name="movie_rating_factors"
+      )
+      if hparams.history_window:
+        self.history_rating_factors = tf.keras.layers.Dense(
+          hparams.rating_factors, use_bias=False, name="history_rating_factors"
+        )
+    layers = []
+    for units in hparams.rating_hidden_units:
+      layers.append(tf.keras.layers.Dense(units, activation="relu"))
+      if hparams.rating_dropout:
+        layers.append(tf.keras.layers.Dropout(hparams.rating_dropout))
+    self.rating_head = tf.keras.Sequential(layers + [tf.keras.layers.Dense(1)], name="rating_head")
     # A per-movie retrieval bias (popularity the dot product alone cannot hold),
-    # folded into the vectors: query [u, 1] · candidate [v, b] = u·v + b, so the
+    # folded into the vectors: query [u, 1] . candidate [v, b] = u.v + b, so the
     # index stays one matrix product.
-    self.retrieval_bias = hparams.retrieval_bias
-    if self.retrieval_bias:
+    if hparams.retrieval_bias:
       self.movie_retrieval_bias = _embedding(
         num_movies + 1, 1, 0.0, "zeros", name="movie_retrieval_bias"
       )
-    self.use_bias = hparams.use_bias
-    if self.use_bias:
+    if hparams.use_bias:
       self.user_bias = _embedding(num_users + 1, 1, l2, "zeros", name="user_bias")
       self.movie_bias = _embedding(num_movies + 1, 1, l2, "zeros", name="movie_bias")
-      self.global_bias = tf.Variable(float(global_mean), name="global_bias")
+      self.global_bias = tf.Variable(self.global_mean, name="global_bias")
 
     self.rating_task = tfrs.tasks.Ranking(
       loss=tf.keras.losses.MeanSquaredError(),
@@ -104,71 +252,283 @@ class RecommenderModel(tfrs.Model):
         trainable=False,
         name="movie_sampling_probability",
       )  # the OOV row last, as in the vocabulary
-    self.rating_weight = hparams.rating_weight
-    self.retrieval_weight = hparams.retrieval_weight
 
-  def user_vectors(self, user_index):
-    """Query tower output."""
-    vectors = self.user_embedding(user_index)
-    if self.retrieval_bias:
-      vectors = tf.concat([vectors, tf.ones_like(vectors[:, :1])], axis=1)
-    return vectors
+  # ---------------------------------------------------------------------------
+  # Ids: an id without training ratings (or dropped in training) uses the OOV row.
 
-  def movie_vectors(self, movie_index):
-    """Candidate tower output."""
-    vectors = self.movie_embedding(movie_index)
-    if self.retrieval_bias:
-      vectors = tf.concat([vectors, self.movie_retrieval_bias(movie_index)], axis=1)
-    return vectors
+  def _known_or_oov(self, index, trained, size, dropout, training):
+    index = tf.cast(index, tf.int64)
+    known = (index < size) & tf.gather(trained, tf.minimum(index, size - 1))
+    if training and dropout:
+      known &= tf.random.uniform(tf.shape(index)) >= dropout
+    return tf.where(known, index, tf.cast(size, tf.int64))
 
-  def predict_ratings(self, user_index, movie_index):
-    """Rating head on the two embeddings; shape [batch]."""
-    user_vectors = self.user_embedding(user_index)
-    movie_vectors = self.movie_embedding(movie_index)
-    rating = self.rating_head(tf.concat([user_vectors, movie_vectors], axis=1))
-    rating = tf.squeeze(rating, axis=1)
-    if self.hparams.rating_dot_product:
-      # A matrix-factorization term beside the MLP (NeuMF): an MLP alone learns
-      # the user-movie interaction poorly (Rendle et al., 2020).
-      rating += tf.reduce_sum(user_vectors * movie_vectors, axis=1)
-    if self.use_bias:
-      rating += (
-        tf.squeeze(self.user_bias(user_index), axis=1)
-        + tf.squeeze(self.movie_bias(movie_index), axis=1)
-        + self.global_bias
-      )
-    return rating
+  def user_row(self, user_index, training=False):
+    return self._known_or_oov(
+      user_index, self.trained_users, self.num_users, self.hparams.user_id_dropout, training
+    )
+
+  def movie_row(self, movie_index, training=False):
+    return self._known_or_oov(
+      movie_index, self.trained_movies, self.num_movies, self.hparams.movie_id_dropout, training
+    )
+
+  # ---------------------------------------------------------------------------
+  # History pooling: the same sums from padded histories and from training batches.
+
+  def _history_items(self, movies, ratings):
+    """History embeddings and the same weighted by the centered rating."""
+    vectors = self.history_embedding(self.movie_row(movies))
+    return vectors, vectors * (ratings - self.global_mean)[..., tf.newaxis]
+
+  def history_sums(self, movies, ratings, length) -> HistorySums:
+    """From padded histories: [B, L] movies and ratings, oldest first, the first
+    `length` [B] of each row valid."""
+    length = tf.cast(length, tf.int64)
+    vectors, weighted = self._history_items(movies, tf.cast(ratings, tf.float32))
+    width = tf.shape(movies, out_type=tf.int64)[1]
+    window = _window_mask(length, width, self.hparams.history_window)
+    recent = _window_mask(length, width, self.hparams.recent_window)
+    return HistorySums(
+      window=_sum_over(vectors, window),
+      weighted=_sum_over(weighted, window),
+      count=tf.reduce_sum(tf.cast(window, tf.float32), axis=1),
+      recent=_sum_over(vectors, recent),
+      recent_count=tf.reduce_sum(tf.cast(recent, tf.float32), axis=1),
+    )
+
+  def sequence_history_sums(self, users, movies, ratings) -> HistorySums:
+    """From a batch of chunks ([chunks, width], each a stretch of the epoch's
+    user-ordered sequence, data.sequence_batches): each position's sums over the
+    user's rows before it in its chunk, counted back from it. Prefix sums make this
+    O(rows), whatever the window."""
+    width = users.shape[1]
+    position = tf.range(width, dtype=tf.int64)[tf.newaxis, :]
+    # A run is one user's rows within a chunk: it starts at column 0 or where the user changes.
+    run_start = tf.concat([tf.ones_like(users[:, :1], tf.bool), users[:, 1:] != users[:, :-1]], 1)
+    first = _prefix_scan(tf.where(run_start, position, tf.zeros_like(position)), tf.maximum)
+    vectors, weighted = self._history_items(movies, tf.cast(ratings, tf.float32))
+    # Exclusive: the rows before. (Measured on 2 CPU cores: 39 ms a step with tf.cumsum,
+    # 320 ms with XLA, which lowers cumsum to a quadratic reduce-window; hence the
+    # default preset trains without XLA.)
+    before = tf.cumsum(vectors, axis=1, exclusive=True)
+    before_weighted = tf.cumsum(weighted, axis=1, exclusive=True)
+
+    def window_sum(prefix, window):
+      start = tf.maximum(first, position - window)
+      total = prefix - tf.gather(prefix, start, batch_dims=1)
+      return total, tf.cast(position - start, tf.float32)
+
+    window, count = window_sum(before, self.hparams.history_window)
+    weighted_sum, _ = window_sum(before_weighted, self.hparams.history_window)
+    recent, recent_count = window_sum(before, self.hparams.recent_window)
+    return HistorySums(window, weighted_sum, count, recent, recent_count)
+
+  # ---------------------------------------------------------------------------
+  # The towers and the rating head.
 
   # The towers and the rating head have no tensor-dependent Python control flow, so
   # AutoGraph has nothing to convert in them; left to it, it transpiles every Keras
-  # layer function they call on the first step (seconds on 2 cores). compute_loss
-  # stays converted: TFRS's Retrieval task relies on AutoGraph.
+  # layer function they call on the first step (seconds on 2 cores).
   @tf.autograph.experimental.do_not_convert
-  def call(self, inputs, training=None):
-    user_index, movie_index = inputs[contracts.USER_INDEX], inputs[contracts.MOVIE_INDEX]
-    return (
-      self.user_vectors(user_index),
-      self.movie_vectors(movie_index),
-      self.predict_ratings(user_index, movie_index),
+  def user_tower(self, user_index, sums: HistorySums | None = None, training=False):
+    """(vector [B, d], rating bias [B]) of users, from their id and history sums."""
+    row = self.user_row(user_index, training)
+    vector = self.user_embedding(row)
+    bias = _squeeze(self.user_bias(row)) if self.hparams.use_bias else tf.zeros_like(vector[:, 0])
+    if self.hparams.history_window and sums is not None:
+
+      def mean(total, count):
+        return total / tf.maximum(count, 1.0)[:, tf.newaxis]
+
+      pooled = tf.concat(
+        [
+          mean(sums.window, sums.count),
+          mean(sums.weighted, sums.count),
+          mean(sums.recent, sums.recent_count),
+        ],
+        axis=1,
+      )
+      vector += self.history_projection(pooled)
+      bias += _squeeze(self.history_bias(pooled))
+    if self.hparams.rating_factors:
+      factors = self.user_rating_factors(row)
+      if self.hparams.history_window and sums is not None:
+        factors += self.history_rating_factors(pooled)
+      vector = tf.concat([vector, factors], axis=1)
+    return vector, bias
+
+  @tf.autograph.experimental.do_not_convert
+  def movie_tower(self, movie_index, title_tokens=None, year_bucket=None, training=False):
+    """(vector [B, d], rating bias [B], retrieval bias [B]) of movies. Without content
+    features given, those of the vocabulary movie `movie_index` are used."""
+    row = self.movie_row(movie_index, training)
+    vector = self.movie_embedding(row)
+    if self.hparams.content_features:
+      if title_tokens is None:
+        feature_row = tf.minimum(tf.cast(movie_index, tf.int64), self.num_movies)
+        title_tokens = tf.gather(self.title_tokens, feature_row)
+        year_bucket = tf.gather(self.year_bucket, feature_row)
+      present = tf.cast(title_tokens > 0, tf.float32)
+      tokens = tf.reduce_sum(self.token_embedding(title_tokens) * present[..., tf.newaxis], axis=1)
+      vector += tokens / tf.maximum(tf.reduce_sum(present, axis=1), 1.0)[:, tf.newaxis]
+      vector += self.year_embedding(year_bucket)
+    zeros = tf.zeros_like(vector[:, 0])
+    if self.hparams.rating_factors:
+      vector = tf.concat([vector, self.movie_rating_factors(row)], axis=1)
+    rating_bias = _squeeze(self.movie_bias(row)) if self.hparams.use_bias else zeros
+    retrieval_bias = (
+      _squeeze(self.movie_retrieval_bias(row)) if self.hparams.retrieval_bias else zeros
     )
+    return vector, rating_bias, retrieval_bias
+
+  @tf.autograph.experimental.do_not_convert
+  def rate(self, user_vector, user_bias, movie_vector, movie_bias, training=False):
+    """Unclipped predicted ratings [B] from the towers' outputs."""
+    dim = self.hparams.embedding_dim
+    user, movie = user_vector[:, :dim], movie_vector[:, :dim]
+    rating = _squeeze(self.rating_head(tf.concat([user, movie], axis=1), training=training))
+    if self.hparams.rating_dot_product:
+      # A matrix-factorization term beside the MLP (NeuMF): an MLP alone learns the
+      # user-movie interaction poorly (Rendle et al., 2020); scaled, since the towers'
+      # vectors are on the retrieval logits' scale.
+      rating += self.dot_scale * tf.reduce_sum(user * movie, axis=1)
+    if self.hparams.rating_factors:
+      rating += tf.reduce_sum(user_vector[:, dim:] * movie_vector[:, dim:], axis=1)
+    if self.hparams.use_bias:
+      rating += user_bias + movie_bias + self.global_bias
+    return rating
+
+  def query(self, user_vector):
+    """The retrieval query: [u, 1] with the folded retrieval bias, else u (a tower's
+    vector may carry the rating factors after u: they are not part of it)."""
+    user = user_vector[:, : self.hparams.embedding_dim]
+    if self.hparams.retrieval_bias:
+      return tf.concat([user, tf.ones_like(user[:, :1])], axis=1)
+    return user
+
+  def candidate(self, movie_vector, retrieval_bias):
+    movie = movie_vector[:, : self.hparams.embedding_dim]
+    if self.hparams.retrieval_bias:
+      return tf.concat([movie, retrieval_bias[:, tf.newaxis]], axis=1)
+    return movie
+
+  def build_variables(self) -> RecommenderModel:
+    """Creates every variable (Keras layers build on their first call) without
+    training: one call of each tower and of the rating head."""
+    index = tf.zeros([1], tf.int64)
+    sums = None
+    if self.hparams.history_window:
+      sums = self.history_sums(tf.zeros([1, 1], tf.int64), tf.zeros([1, 1]), tf.ones([1], tf.int64))
+    user_vector, user_bias = self.user_tower(index, sums)
+    movie_vector, movie_bias, _ = self.movie_tower(index)
+    self.rate(user_vector, user_bias, movie_vector, movie_bias)
+    return self
+
+  def candidates(self):
+    """Retrieval vectors of every vocabulary movie [M, d(+1)] (the full candidate set)."""
+    vector, _, retrieval_bias = self.movie_tower(tf.range(self.num_movies, dtype=tf.int64))
+    return self.candidate(vector, retrieval_bias)
+
+  # ---------------------------------------------------------------------------
+  # Training.
+
+  def _targets(self, inputs):
+    """(users, movies, ratings, history sums, chunk of each row) of a batch's targets.
+
+    An ids-only model trains on flat batches (data.shuffled_batches); a history-
+    reading one on chunks (data.sequence_batches), whose last columns are targets
+    and whose first `history_window` columns are their history.
+    """
+    users, movies = inputs[contracts.USER_INDEX], inputs[contracts.MOVIE_INDEX]
+    ratings = inputs[contracts.RATING_LABEL]
+    if not self.hparams.history_window:
+      return users, movies, ratings, None, None
+    sums = self.sequence_history_sums(users, movies, ratings)
+    start = self.hparams.history_window
+
+    def targets(values):
+      values = values[:, start:]
+      return tf.reshape(values, tf.concat([[-1], tf.shape(values)[2:]], 0))
+
+    chunk = tf.repeat(tf.range(tf.shape(users)[0]), tf.shape(users)[1] - start)
+    return (
+      targets(users),
+      targets(movies),
+      targets(ratings),
+      HistorySums(*(targets(values) for values in sums)),
+      (chunk, users, movies),
+    )
+
+  def call(self, inputs, training=None):
+    """(queries, candidates, ratings) of a batch's targets (see _targets)."""
+    users, movies, _, sums, _ = self._targets(inputs)
+    user_vector, user_bias = self.user_tower(users, sums, training)
+    movie_vector, movie_bias, retrieval_bias = self.movie_tower(movies, training=training)
+    ratings = self.rate(user_vector, user_bias, movie_vector, movie_bias, training)
+    return self.query(user_vector), self.candidate(movie_vector, retrieval_bias), ratings
 
   def compute_loss(self, inputs, training=False):
-    user_vectors, movie_vectors, ratings = self(inputs, training=training)
-    rating_loss = self.rating_task(labels=inputs[contracts.RATING_LABEL], predictions=ratings)
+    users, movies, labels, sums, chunks = self._targets(inputs)
+    user_vector, user_bias = self.user_tower(users, sums, training)
+    movie_vector, movie_bias, retrieval_bias = self.movie_tower(movies, training=training)
+    ratings = self.rate(user_vector, user_bias, movie_vector, movie_bias, training)
+    queries = self.query(user_vector)
+    positives = self.candidate(movie_vector, retrieval_bias)
+    # [B, 1]: Keras's MSE averages over the last axis, so each example gets its own loss.
+    rating_loss = self.rating_task(labels=labels[:, tf.newaxis], predictions=ratings[:, tf.newaxis])
+    if self.hparams.bias_l2:
+      rating_loss += self.hparams.bias_l2 * tf.reduce_mean(
+        tf.square(user_bias) + tf.square(movie_bias)
+      )
+    if self.hparams.rating_factors:
+      dim = self.hparams.embedding_dim
+      rating_loss += self.hparams.rating_factor_l2 * tf.reduce_mean(
+        tf.reduce_sum(tf.square(user_vector[:, dim:]), 1)
+        + tf.reduce_sum(tf.square(movie_vector[:, dim:]), 1)
+      )
+    candidates, score_mask, sampling_probability = positives, None, None
+    if self.hparams.retrieval_candidates == "all":
+      # Every movie is a negative, except the positive's own copy and the movies the
+      # user rated in this batch's chunk: only unrated movies have to rank below.
+      candidates = tf.concat([positives, self.candidates()], axis=0)
+      score_mask = self._catalog_mask(users, movies, chunks)
+    else:
+      if chunks is not None:  # the user's other rows in the batch are no negatives
+        score_mask = tf.logical_or(users[:, tf.newaxis] != users, tf.eye(tf.size(users)) > 0)
+      if self.sampling_probability is not None:
+        sampling_probability = tf.gather(self.sampling_probability, movies)
     retrieval_loss = self.retrieval_task(
-      user_vectors,
-      movie_vectors,
-      candidate_ids=inputs[contracts.MOVIE_INDEX] if self.hparams.remove_accidental_hits else None,
-      candidate_sampling_probability=None
-      if self.sampling_probability is None
-      else tf.gather(self.sampling_probability, inputs[contracts.MOVIE_INDEX]),
+      queries,
+      candidates,
+      candidate_sampling_probability=sampling_probability,
+      candidate_ids=movies if self.hparams.remove_accidental_hits else None,
       compute_metrics=False,
+      score_mask=score_mask,
     )
-    return self.rating_weight * rating_loss + self.retrieval_weight * retrieval_loss
+    return self.hparams.rating_weight * rating_loss + self.hparams.retrieval_weight * retrieval_loss
 
-
-# The optimizers an HParams may name (hparams.OPTIMIZERS), by name.
-OPTIMIZERS = {"adagrad": tf.keras.optimizers.Adagrad, "adam": tf.keras.optimizers.Adam}
+  def _catalog_mask(self, users, movies, chunks):
+    """[B, B + M]: the diagonal of the in-batch block, and every catalog movie but
+    those the row's user rated in the row's chunk (or in the batch, without chunks)."""
+    size = tf.size(users)
+    if chunks is None:
+      rows, chunk_users, chunk_movies = tf.range(size), users[tf.newaxis], movies[tf.newaxis]
+      chunk_of_row = tf.zeros([size], tf.int32)
+    else:
+      chunk_of_row, chunk_users, chunk_movies = chunks
+      rows = tf.range(size)
+    # For each target row, every row of its chunk: (target, movie) counts when the
+    # user is the same. Static shapes: [targets, chunk width].
+    same_user = tf.cast(tf.gather(chunk_users, chunk_of_row) == users[:, tf.newaxis], tf.int32)
+    movie_of = tf.gather(chunk_movies, chunk_of_row)
+    target = tf.broadcast_to(rows[:, tf.newaxis], tf.shape(movie_of))
+    rated = tf.scatter_nd(
+      tf.reshape(tf.stack([tf.cast(target, tf.int64), movie_of], -1), [-1, 2]),
+      tf.reshape(same_user, [-1]),
+      tf.cast(tf.stack([size, self.num_movies + 1]), tf.int64),
+    )[:, : self.num_movies]
+    return tf.concat([tf.eye(size) > 0, rated == 0], axis=1)
 
 
 def build_model(
@@ -178,11 +538,22 @@ def build_model(
   movie_counts=None,
   global_mean: float = 0.0,
   steps_per_epoch: int = 1,
+  features: MovieFeatures | None = None,
+  trained_users=None,
+  trained_movies=None,
 ) -> RecommenderModel:
   """Builds and compiles the model with the preset's optimizer."""
   tf.keras.utils.set_random_seed(hparams.seed)
   model = RecommenderModel(
-    num_users, num_movies, hparams, movie_counts, global_mean, steps_per_epoch
+    num_users,
+    num_movies,
+    hparams,
+    movie_counts,
+    global_mean,
+    steps_per_epoch,
+    features,
+    trained_users,
+    trained_movies,
   )
   # XLA fuses each training step into one compiled program (about 1.7x the
   # examples/s on 2 CPU cores); several steps per call cut Python overhead.
@@ -194,18 +565,7 @@ def build_model(
   return model
 
 
-def candidate_vectors(model: RecommenderModel, num_movies: int):
-  """Movie-tower output for every vocabulary movie (the full candidate set)."""
-  return model.movie_vectors(tf.range(num_movies, dtype=tf.int64))
-
-
-def retrieval_ranks(model: RecommenderModel, user_index, movie_index, candidates):
-  """Rank (0 = best) of each true movie among all `candidates` (candidate_vectors).
-
-  Nothing is excluded: this is the seed's / TFRS FactorizedTopK "top-K
-  accuracy", computed exactly with one matrix product per batch.
-  """
-  queries = model.user_vectors(user_index)
-  scores = tf.matmul(queries, candidates, transpose_b=True)
-  true_scores = tf.reduce_sum(queries * model.movie_vectors(movie_index), axis=1, keepdims=True)
-  return tf.reduce_sum(tf.cast(scores > true_scores, tf.int32), axis=1)
+def user_and_candidate_vectors(model: RecommenderModel, user_index, sums=None):
+  """Retrieval queries of users and the full candidate matrix (for exact top-K)."""
+  user_vector, _ = model.user_tower(user_index, sums)
+  return model.query(user_vector), model.candidates()

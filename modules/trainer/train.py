@@ -1,10 +1,26 @@
-"""Training and evaluating the model on in-memory columns (see data.py)."""
+"""Training the model: fit on train, select on validation, refit on both.
+
+  1. Fit on the train split. After each epoch, measure on the validation split
+     what the push gate measures (RMSE and filtered Recall@10, docs/metrics.md),
+     each validation user described by their train history; early stopping
+     watches `early_stopping_monitor` and restores the best epoch.
+  2. With `refit_on_validation`, train a fresh model on train + validation for
+     the selected number of epochs: the served model then knows the most recent
+     period too, as the classic peers refit on it (docs/results.md).
+
+The eval and new_users splits are never read here (tests/modules/trainer/test_run.py).
+"""
 
 from __future__ import annotations
+
+import dataclasses
+import time
 
 import numpy as np
 import tensorflow as tf
 
+from modules import interactions
+from modules.evaluation import metrics as metrics_lib
 from modules.trainer import data
 from modules.trainer import model as model_lib
 from modules.trainer.hparams import HParams
@@ -17,6 +33,10 @@ DISTRIBUTION_STRATEGIES = {
   "mirrored": tf.distribute.MirroredStrategy,
   "multi_worker_mirrored": tf.distribute.MultiWorkerMirroredStrategy,
 }
+# Validation Recall is measured on at most this many users (a seeded sample): it
+# ranks the whole catalog for each, every epoch.
+MAX_VALIDATION_USERS = 10_000
+USERS_PER_CALL = 512
 
 
 def distribution_strategy(name: str) -> tf.distribute.Strategy:
@@ -27,91 +47,189 @@ def distribution_strategy(name: str) -> tf.distribute.Strategy:
   return DISTRIBUTION_STRATEGIES[name]()
 
 
-def evaluate(
-  model: model_lib.RecommenderModel,
-  dataset: tf.data.Dataset,
-  num_movies: int,
-  ks=contracts.RETRIEVAL_KS,
-) -> dict:
-  """Rating RMSE/MAE and top-K accuracy over the whole candidate set (docs/metrics.md)."""
-  squared_error = absolute_error = 0.0
-  hits = {k: 0 for k in ks}
-  count = 0
-  candidates = model_lib.candidate_vectors(model, num_movies)  # once, not per batch
-  for batch in dataset:
-    user_index, movie_index = batch[contracts.USER_INDEX], batch[contracts.MOVIE_INDEX]
-    error = model.predict_ratings(user_index, movie_index) - batch[contracts.RATING_LABEL]
-    squared_error += float(tf.reduce_sum(error * error))
-    absolute_error += float(tf.reduce_sum(tf.abs(error)))
-    ranks = model_lib.retrieval_ranks(model, user_index, movie_index, candidates)
-    # A movie the model never saw in training cannot be retrieved: a miss.
-    ranks = tf.where(movie_index < num_movies, ranks, num_movies)
-    for k in ks:
-      hits[k] += int(tf.reduce_sum(tf.cast(ranks < k, tf.int32)))
-    count += int(tf.shape(user_index)[0])
-  if not count:
-    raise ValueError("The eval split is empty: nothing to evaluate the model on.")
-  metrics = {
-    contracts.RMSE: float(np.sqrt(squared_error / count)),
-    contracts.MAE: absolute_error / count,
-    "eval_examples": count,
-  }
-  metrics.update({contracts.top_k_accuracy(k): hits[k] / count for k in ks})
-  return metrics
+def user_queries(
+  model: model_lib.RecommenderModel, histories: interactions.Histories, users: np.ndarray
+):
+  """(retrieval queries [U, D], user vectors [U, d], user biases [U]) from histories."""
+  queries, vectors, biases = [], [], []
+  for start in range(0, len(users), USERS_PER_CALL):
+    chunk = users[start : start + USERS_PER_CALL]
+    sums = None
+    if model.hparams.history_window:
+      movies, ratings, length = histories.padded(chunk, model.hparams.history_window)
+      sums = model.history_sums(movies, ratings, length)
+    vector, bias = model.user_tower(tf.constant(chunk, tf.int64), sums)
+    queries.append(model.query(vector).numpy())
+    vectors.append(vector.numpy())
+    biases.append(bias.numpy())
+  return np.concatenate(queries), np.concatenate(vectors), np.concatenate(biases)
+
+
+class Validation:
+  """The model's metrics on a split, each user described by the history split.
+
+  RMSE/MAE of the rating head on every pair whose user and movie the model knows,
+  and the retrieval metrics of metrics.retrieval_metrics (filtered: the history's
+  movies excluded) on up to `max_users` users.
+  """
+
+  def __init__(
+    self,
+    history: interactions.Ratings,
+    split: interactions.Ratings,
+    num_users: int,
+    num_movies: int,
+    seed: int,
+    max_users: int = MAX_VALIDATION_USERS,
+  ):
+    if not len(split):
+      raise ValueError("The validation split is empty: nothing to select the model on.")
+    self.num_users, self.num_movies = num_users, num_movies
+    self.histories = interactions.Histories(history, num_users)
+    known = (split.user < num_users) & (split.movie < num_movies)
+    self.pairs = interactions.Ratings(*(column[known] for column in split.columns()))
+    users = np.unique(self.pairs.user)
+    if len(users) > max_users:
+      users = np.sort(np.random.default_rng(seed).choice(users, max_users, replace=False))
+    keep = np.isin(self.pairs.user, users)
+    self.ranked = interactions.Ratings(*(column[keep] for column in self.pairs.columns()))
+    rated = interactions.rated_index(history.user, history.movie, num_users, num_movies)
+    self.exclusions = (rated["rated_row_splits"], rated["rated_movies"])
+
+  def __call__(self, model: model_lib.RecommenderModel) -> dict:
+    users = np.unique(np.concatenate([self.pairs.user, self.ranked.user]))
+    queries, vectors, biases = user_queries(model, self.histories, users)
+    row = np.searchsorted(users, self.pairs.user)
+    movie_vector, movie_bias, _ = model.movie_tower(tf.constant(self.pairs.movie))
+    predicted = model.rate(
+      tf.constant(vectors[row]), tf.constant(biases[row]), movie_vector, movie_bias
+    ).numpy()
+    errors = predicted - self.pairs.rating
+    candidates = model.candidates().numpy()
+    ranker = metrics_lib.Ranker(
+      num_users=self.num_users,
+      num_movies=self.num_movies,
+      rated_row_splits=self.exclusions[0],
+      rated_movies=self.exclusions[1],
+      scores=lambda user_index: queries[np.searchsorted(users, user_index)] @ candidates.T,
+    )
+    result = metrics_lib.retrieval_metrics(
+      ranker, self.ranked.user, self.ranked.movie, self.ranked.rating, curve_ks=()
+    )
+    result.update(
+      {
+        contracts.RMSE: float(np.sqrt(np.mean(errors**2))),
+        contracts.MAE: float(np.mean(np.abs(errors))),
+      }
+    )
+    return result
+
+
+class ValidationCallback(tf.keras.callbacks.Callback):
+  """Adds the validation metrics to each epoch's logs as `val_<name>` (for early
+  stopping and TensorBoard), and keeps them per epoch."""
+
+  def __init__(self, validation: Validation):
+    super().__init__()
+    self.validation = validation
+    self.by_epoch: list[dict] = []
+
+  def on_epoch_end(self, epoch, logs=None):
+    metrics = self.validation(self.model)
+    self.by_epoch.append(metrics)
+    if logs is not None:
+      logs.update(
+        {f"val_{name}": value for name, value in metrics.items() if isinstance(value, float)}
+      )
+
+
+def _batches(ratings: interactions.Ratings, num_users: int, num_movies: int, hparams: HParams):
+  if hparams.history_window:
+    return data.sequence_batches(
+      ratings,
+      num_users,
+      num_movies,
+      hparams.batch_size,
+      context=hparams.history_window,
+      seed=hparams.seed,
+      by_time=ratings.has_time,
+    )
+  return data.shuffled_batches(ratings, hparams.batch_size, hparams.seed)
+
+
+def _build(ratings, num_users, num_movies, hparams, steps, features):
+  statistics = data.training_statistics(ratings, num_users, num_movies)
+  return model_lib.build_model(
+    num_users,
+    num_movies,
+    hparams,
+    steps_per_epoch=steps,
+    features=features,
+    **statistics,
+  )
+
+
+@dataclasses.dataclass
+class Trained:
+  model: model_lib.RecommenderModel
+  metrics: dict  # on validation, at the selected epoch
+  history: dict  # per-epoch logs of the selection fit
+  epochs: int  # selected
+  seconds: dict  # of the selection fit and of the refit
 
 
 def fit(
-  train_columns: dict,
-  eval_columns: dict,
+  train: interactions.Ratings,
+  validation: interactions.Ratings,
   num_users: int,
   num_movies: int,
   hparams: HParams,
+  features: model_lib.MovieFeatures | None = None,
   strategy_name: str = "default",
   log_dir: str | None = None,
-) -> tuple[model_lib.RecommenderModel, dict]:
-  """Builds and fits the model; returns it with its metrics on `eval_columns`."""
-  counts, mean_rating = data.training_statistics(train_columns, num_movies)
-  if not data.num_examples(eval_columns):
-    raise ValueError("The eval split is empty: nothing to evaluate the model on.")
-  train_data, steps_per_epoch = data.shuffled_batches(
-    train_columns, hparams.batch_size, hparams.seed
-  )
-  eval_data = data.in_order_batches(eval_columns, hparams.batch_size)
-
-  with distribution_strategy(strategy_name).scope():
-    model = model_lib.build_model(
-      num_users,
-      num_movies,
-      hparams,
-      movie_counts=counts,
-      global_mean=mean_rating,
-      steps_per_epoch=steps_per_epoch,
-    )
-  callbacks = []
-  if log_dir:
-    callbacks.append(tf.keras.callbacks.TensorBoard(log_dir=log_dir, update_freq="epoch"))
+  callbacks=(),
+) -> Trained:
+  """Fits on train, selects on validation, and (refit_on_validation) refits on both."""
+  validation_metrics = Validation(train, validation, num_users, num_movies, hparams.seed)
+  dataset, steps = _batches(train, num_users, num_movies, hparams)
+  strategy = distribution_strategy(strategy_name)
+  with strategy.scope():
+    model = _build(train, num_users, num_movies, hparams, steps, features)
+  on_validation = ValidationCallback(validation_metrics)
+  stopping = []
   if hparams.early_stopping_patience:
-    callbacks.append(
+    stopping.append(
       tf.keras.callbacks.EarlyStopping(
         monitor=hparams.early_stopping_monitor,
+        mode="min" if hparams.early_stopping_monitor.endswith(("rmse", "mae", "loss")) else "max",
         patience=hparams.early_stopping_patience,
         min_delta=hparams.early_stopping_min_delta,
         restore_best_weights=True,
       )
     )
+  logging = (
+    [tf.keras.callbacks.TensorBoard(log_dir=log_dir, update_freq="epoch")] if log_dir else []
+  )
+  started = time.time()
   history = model.fit(
-    train_data,
-    steps_per_epoch=steps_per_epoch,
-    validation_data=eval_data,
+    dataset,
+    steps_per_epoch=steps,
     epochs=hparams.epochs,
-    callbacks=callbacks,
+    callbacks=[on_validation, *stopping, *logging, *callbacks],
     verbose=0,
+  ).history
+  seconds = {"selection": time.time() - started}
+  epochs_run = len(history.get("loss", []))
+  best = (
+    stopping[0].best_epoch if stopping and stopping[0].best_weights is not None else epochs_run - 1
   )
-  metrics = evaluate(model, eval_data, num_movies)
-  metrics.update(
-    num_users=num_users,
-    num_movies=num_movies,
-    epochs_run=len(history.history.get("loss", [])),
-    history={name: [float(v) for v in values] for name, values in history.history.items()},
-  )
-  return model, metrics
+  metrics = dict(on_validation.by_epoch[best]) if epochs_run else validation_metrics(model)
+  if hparams.refit_on_validation and epochs_run:
+    both = train.concat(validation)
+    dataset, steps = _batches(both, num_users, num_movies, hparams)
+    with strategy.scope():
+      model = _build(both, num_users, num_movies, hparams, steps, features)
+    started = time.time()
+    model.fit(dataset, steps_per_epoch=steps, epochs=best + 1, callbacks=list(callbacks), verbose=0)
+    seconds["refit"] = time.time() - started
+  return Trained(model, metrics, history, epochs=best + 1 if epochs_run else 0, seconds=seconds)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from components.retrieval_evaluator import metrics
+from modules.evaluation import metrics
 from modules.serving import serving_model
 
 
@@ -103,9 +103,34 @@ def test_bias_baseline_beats_the_global_mean_on_biased_data():
   assert result["user_movie_bias"]["rmse"] < 0.5 * result["global_mean"]["rmse"]
 
 
-def test_rmse_by_activity_buckets_by_training_ratings():
+def test_rmse_by_activity_buckets_by_known_ratings():
   buckets = metrics.rmse_by_activity(
     np.array([1.0, 2.0, 3.0]), np.array([1.0, 3.0, 3.0]), np.array([2, 30, 300]), edges=(1, 10)
   )
-  assert [(b["training_ratings"], b["eval_pairs"]) for b in buckets] == [("1-9", 1), ("10+", 2)]
+  assert [(b["known_ratings"], b["eval_pairs"]) for b in buckets] == [("1-9", 1), ("10+", 2)]
   assert buckets[1]["rmse"] == pytest.approx(np.sqrt(0.5))
+
+
+def test_recall_by_activity_scores_light_and_heavy_users_apart():
+  # Two users, three movies; each scores movie 0 best. User 0 (light) liked movie 0,
+  # user 1 (heavy) liked movie 2, ranked last.
+  ranker = metrics.Ranker(
+    num_users=2,
+    num_movies=3,
+    rated_row_splits=np.array([0, 0, 0]),
+    rated_movies=np.zeros(0, np.int64),
+    scores=lambda users: np.tile([3.0, 2.0, 1.0], (len(users), 1)),
+  )
+  buckets = metrics.recall_by_activity(
+    ranker,
+    np.array([0, 1]),
+    np.array([0, 2]),
+    np.array([5.0, 5.0]),
+    user_counts=np.array([3, 40]),
+    k=1,
+    edges=(1, 10),
+  )
+  assert [(b["known_ratings"], b["users"], b["recall_at_1"]) for b in buckets] == [
+    ("1-9", 1, 1.0),
+    ("10+", 1, 0.0),
+  ]

@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from modules.serving import serving_model
 from nfrec import contracts
-from tests.conftest import INTERACTIONS, USERS, save_serving_model, tiny_index
+from tests.conftest import INTERACTIONS, TOP_K, USERS, save_serving_model, tiny_serving_model
 
 
 def test_interactions_index_groups_rated_movies_per_user_and_counts_popularity():
@@ -45,17 +45,38 @@ recommend = model.signatures["recommend"](user_id=tf.constant(["10", "20", "nobo
 rating = model.signatures["predict_rating"](
     user_id=tf.constant(["10", "10", "nobody", "nobody"]),
     movie_id=tf.constant(["300", "999", "100", "999"]))
+cold = model.signatures["predict_rating"](
+    user_id=tf.constant(["10"]), movie_id=tf.constant(["500"]))
 example = tf.train.Example(features=tf.train.Features(feature={
     "User_ID": tf.train.Feature(int64_list=tf.train.Int64List(value=[10])),
     "Movie_ID": tf.train.Feature(int64_list=tf.train.Int64List(value=[300]))}))
 by_example = model.signatures["serving_examples"](
     examples=tf.constant([example.SerializeToString()]))
+from_ratings = model.signatures["recommend_from_ratings"](
+    movie_ids=tf.constant([["100", "300", ""], ["999", "200", ""], ["", "", ""],
+                           ["999", "abc", ""], ["500", "", ""]]),
+    ratings=tf.constant([[5.0, 2.0, 0.0], [0.5, 4.0, 0.0], [0.0] * 3, [4.0, 4.0, 0.0],
+                         [5.0, 0.0, 0.0]]))
+alone = model.signatures["recommend_from_ratings"](
+    movie_ids=tf.constant([["999", "200"]]), ratings=tf.constant([[0.5, 4.0]]))
+rating_from_ratings = model.signatures["predict_rating_from_ratings"](
+    movie_ids=tf.constant([["100", "200"], ["", ""], ["999", ""]]),
+    ratings=tf.constant([[5.0, 3.0], [0.0, 0.0], [4.0, 0.0]]),
+    movie_id=tf.constant(["300", "300", "100"]))
+as_of = lambda outputs: {k: v.numpy().tolist() for k, v in outputs.items()}
 print(json.dumps({
     "signatures": sorted(model.signatures.keys()),
-    "recommend": {k: v.numpy().tolist() for k, v in recommend.items()},
+    "recommend": as_of(recommend),
     "dtypes": {k: v.dtype.name for k, v in recommend.items()},
-    "rating": {k: v.numpy().tolist() for k, v in rating.items()},
+    "from_ratings": as_of(from_ratings),
+    "from_ratings_dtypes": {k: v.dtype.name for k, v in from_ratings.items()},
+    "alone": as_of(alone),
+    "rating_from_ratings": as_of(rating_from_ratings),
+    "catalog": dict(zip([m.decode() for m in model.movie_ids.numpy().tolist()],
+                        model.movie_training_ratings.numpy().tolist())),
+    "rating": as_of(rating),
     "by_example": by_example["rating"].numpy().tolist(),
+    "cold": as_of(cold),
     "tfrs_loaded": any(m.startswith("tensorflow_recommenders") for m in sys.modules),
 }, default=lambda b: b.decode()))
 """
@@ -84,28 +105,37 @@ def tf_only_answers(saved_model_dir):
 def test_signatures_of_the_serving_contract(tf_only_answers):
   assert tf_only_answers["signatures"] == [
     "predict_rating",
+    "predict_rating_from_ratings",
     "recommend",
+    "recommend_from_ratings",
     "serving_default",
     "serving_examples",
   ]
   assert not tf_only_answers["tfrs_loaded"]
-  assert tf_only_answers["dtypes"] == {
+  recommend_dtypes = {
     "movie_ids": "string",
     "titles": "string",
     "years": "int64",
     "scores": "float32",
     "popular_fallback": "bool",
   }
+  assert tf_only_answers["dtypes"] == recommend_dtypes
+  assert tf_only_answers["from_ratings_dtypes"] == recommend_dtypes
+
+
+def test_the_catalog_holds_movies_without_ratings_flagged_with_zero(tf_only_answers):
+  assert tf_only_answers["catalog"] == {"100": 2, "200": 1, "300": 0, "400": 0, "500": 0}
 
 
 def test_recommend_excludes_rated_movies_and_flags_unknown_users(tf_only_answers):
   out = tf_only_answers["recommend"]
-  assert [len(row) for row in out["movie_ids"]] == [3, 3, 3, 3]
-  # User 10 rated 100 and 200: two movies left for three slots, the last is padding.
-  assert sorted(out["movie_ids"][0][:2]) == ["300", "400"]
-  assert out["movie_ids"][0][2] == "" and out["scores"][0][2] == -np.inf
-  assert out["titles"][0][2] == "" and out["years"][0][2] == 0
-  assert sorted(out["movie_ids"][1]) == ["200", "300", "400"]  # user 20 rated 100
+  assert [len(row) for row in out["movie_ids"]] == [TOP_K] * 4
+  # User 10 rated 100 and 200: three movies left for four slots, the last is padding.
+  # Movie 500 has no rating at all: it is recommended from its title and year.
+  assert sorted(out["movie_ids"][0][:3]) == ["300", "400", "500"]
+  assert out["movie_ids"][0][3] == "" and out["scores"][0][3] == -np.inf
+  assert out["titles"][0][3] == "" and out["years"][0][3] == 0
+  assert sorted(out["movie_ids"][1]) == ["200", "300", "400", "500"]  # user 20 rated 100
   assert out["popular_fallback"] == [False, False, True, True]
   # Unknown and empty ids get the most popular movies, never a guess.
   assert out["movie_ids"][2] == out["movie_ids"][3]
@@ -123,6 +153,35 @@ def test_predict_rating_is_clipped_and_falls_back_for_unknown_ids(tf_only_answer
   assert out["rating"][1] == pytest.approx(4.0)  # user 10, unknown movie: the user's mean
   assert out["rating"][3] == pytest.approx(4.0)  # both unknown: the global mean
   assert tf_only_answers["by_example"] == pytest.approx([out["rating"][0]])
+  # A catalog movie without ratings is rated by the model (its content vector).
+  assert tf_only_answers["cold"]["fallback"] == [False]
+
+
+def test_recommend_from_ratings_reads_the_given_ratings_at_request_time(tf_only_answers):
+  out = tf_only_answers["from_ratings"]
+  assert [len(row) for row in out["movie_ids"]] == [TOP_K] * 5
+  # Row 0 gave 100 and 300: never recommended back; three left, the last slot padding.
+  assert sorted(out["movie_ids"][0][:3]) == ["200", "400", "500"]
+  assert out["movie_ids"][0][3] == "" and out["scores"][0][3] == -np.inf
+  # Row 1: the unknown id 999 is ignored, 200 is excluded.
+  assert sorted(out["movie_ids"][1]) == ["100", "300", "400", "500"]
+  # An unknown id changes nothing: the same answer as the row without it.
+  assert out["movie_ids"][1] == tf_only_answers["alone"]["movie_ids"][0]
+  assert out["scores"][1] == pytest.approx(tf_only_answers["alone"]["scores"][0])
+  assert out["popular_fallback"] == [False, False, True, True, True]
+  # An empty row, a row of unknown ids, a row of a movie without training ratings
+  # (no learned history): the popular list, flagged.
+  popular = tf_only_answers["recommend"]["movie_ids"][2]
+  assert out["movie_ids"][2] == out["movie_ids"][3] == out["movie_ids"][4] == popular
+  assert out["scores"][0][:3] == sorted(out["scores"][0][:3], reverse=True)
+
+
+def test_predict_rating_from_ratings_falls_back_without_history(tf_only_answers):
+  out = tf_only_answers["rating_from_ratings"]
+  assert out["fallback"] == [False, True, True]
+  assert all(1.0 <= r <= 5.0 for r in out["rating"])
+  assert out["rating"][1] == pytest.approx(4.0)  # movie 300's mean: no rating -> global 4.0
+  assert out["rating"][2] == pytest.approx(29 / 7)  # movie 100's damped mean
 
 
 def test_saved_model_cli_lists_the_signatures(saved_model_dir):
@@ -131,7 +190,14 @@ def test_saved_model_cli_lists_the_signatures(saved_model_dir):
     [cli, "show", "--dir", saved_model_dir, "--all"], capture_output=True, text=True, timeout=300
   )
   assert result.returncode == 0, result.stderr[-2000:]
-  for name in ("recommend", "predict_rating", "serving_examples", "serving_default"):
+  for name in (
+    "recommend",
+    "recommend_from_ratings",
+    "predict_rating",
+    "predict_rating_from_ratings",
+    "serving_examples",
+    "serving_default",
+  ):
     assert f"signature_def['{name}']" in result.stdout
 
 
@@ -139,17 +205,13 @@ def test_scann_index_gives_the_same_contract_and_needs_scann_ops(
   core, tmp_path_factory, tf_only_answers
 ):
   model_dir = save_serving_model(
-    serving_model.ServingModel(
-      core, tiny_index(core), top_k=3, rating_min=1.0, rating_max=5.0, index_type="scann"
-    ),
-    tmp_path_factory,
-    "serving_scann",
+    tiny_serving_model(core, index_type="scann"), tmp_path_factory, "serving_scann"
   )
   result = _call_in_fresh_process(model_dir, "with-scann")
   assert result.returncode == 0, result.stderr[-3000:]
   out = json.loads(result.stdout.strip().splitlines()[-1])["recommend"]
   exact = tf_only_answers["recommend"]
-  # Four candidates: the approximate index finds the exact answer, rated movies excluded.
+  # Five candidates: the approximate index finds the exact answer, rated movies excluded.
   assert out["movie_ids"] == exact["movie_ids"]
   assert out["popular_fallback"] == exact["popular_fallback"]
   # Stock TensorFlow without the ScaNN ops cannot load it (as stock TF Serving cannot).
@@ -165,14 +227,14 @@ def test_robust_to_odd_ids_large_batches_and_many_threads(saved_model_dir):
   rate = model.signatures["predict_rating"]
   odd = ["", " ", "用户-169999", "10\n", "-1", "9" * 200, "\x00"]
   out = recommend(user_id=tf.constant(odd))
-  assert out["popular_fallback"].numpy().all() and out["movie_ids"].shape == (len(odd), 3)
+  assert out["popular_fallback"].numpy().all() and out["movie_ids"].shape == (len(odd), TOP_K)
   rated = rate(user_id=tf.constant(odd), movie_id=tf.constant(["電影"] * len(odd)))
   assert rated["fallback"].numpy().all()
   assert np.all((rated["rating"].numpy() >= 1) & (rated["rating"].numpy() <= 5))
 
   users = tf.constant((USERS + ["nobody"]) * 2_500)  # a batch of 10,000
   out = recommend(user_id=users)
-  assert out["movie_ids"].shape == (10_000, 3) and out["scores"].shape == (10_000, 3)
+  assert out["movie_ids"].shape == (10_000, TOP_K) and out["scores"].shape == (10_000, TOP_K)
   assert out["popular_fallback"].numpy().sum() == 2_500
 
   expected = recommend(user_id=tf.constant(["10"]))["movie_ids"].numpy().tolist()
@@ -229,7 +291,7 @@ def test_tensorflow_model_server_rest_api(saved_model_dir, tmp_path):
           raise
         time.sleep(0.5)
     assert [p["popular_fallback"] for p in predictions] == [False, True]
-    assert len(predictions[0]["movie_ids"]) == 3
+    assert len(predictions[0]["movie_ids"]) == TOP_K
   finally:
     process.terminate()
     process.wait(timeout=30)

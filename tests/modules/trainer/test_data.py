@@ -2,22 +2,26 @@
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
+from modules import interactions
 from modules.trainer import data
 from nfrec import contracts
 
 
-def _columns(size):
-  return {
-    contracts.USER_INDEX: tf.range(size, dtype=tf.int64),
-    contracts.MOVIE_INDEX: tf.range(size, dtype=tf.int64) % 3,
-    contracts.RATING_LABEL: tf.cast(tf.range(size), tf.float32),
-  }
+def _ratings(size, num_users=None, seed=0):
+  """Row i: user i (or a random one of num_users), movie i % 3, rating i, time i."""
+  rng = np.random.default_rng(seed)
+  users = np.arange(size) if num_users is None else rng.integers(0, num_users, size)
+  return interactions.Ratings(
+    user=users.astype(np.int64),
+    movie=np.arange(size, dtype=np.int64) % 3,
+    rating=np.arange(size, dtype=np.float32),
+    time=rng.permutation(size).astype(np.int64),
+  )
 
 
 def test_each_epoch_is_a_new_permutation_in_full_batches():
-  dataset, steps = data.shuffled_batches(_columns(10), batch_size=4, seed=1)
+  dataset, steps = data.shuffled_batches(_ratings(10), batch_size=4, seed=1)
   assert steps == 2  # 10 // 4: full batches only, one shape for XLA
   batches = list(dataset.take(3 * steps).as_numpy_iterator())
   assert all(batch[contracts.USER_INDEX].shape == (4,) for batch in batches)
@@ -34,24 +38,79 @@ def test_each_epoch_is_a_new_permutation_in_full_batches():
 
 
 def test_same_seed_same_order():
-  first, _ = data.shuffled_batches(_columns(10), batch_size=5, seed=3)
-  again, _ = data.shuffled_batches(_columns(10), batch_size=5, seed=3)
+  first, _ = data.shuffled_batches(_ratings(10), batch_size=5, seed=3)
+  again, _ = data.shuffled_batches(_ratings(10), batch_size=5, seed=3)
   for a, b in zip(first.take(4), again.take(4), strict=True):
     np.testing.assert_array_equal(a[contracts.USER_INDEX], b[contracts.USER_INDEX])
 
 
 def test_a_split_smaller_than_a_batch_is_one_batch():
-  dataset, steps = data.shuffled_batches(_columns(3), batch_size=8, seed=0)
+  dataset, steps = data.shuffled_batches(_ratings(3), batch_size=8, seed=0)
   assert steps == 1
   assert next(iter(dataset))[contracts.USER_INDEX].shape == (3,)
 
 
-def test_in_order_batches_keep_every_example_in_order():
-  batches = list(data.in_order_batches(_columns(5), batch_size=2).as_numpy_iterator())
-  assert [b[contracts.USER_INDEX].tolist() for b in batches] == [[0, 1], [2, 3], [4]]
+def _epoch(ratings, num_users, by_time, context=4, chunk=4, batch_size=8, seed=0):
+  dataset, steps = data.sequence_batches(
+    ratings, num_users, 3, batch_size, context=context, seed=seed, by_time=by_time, chunk=chunk
+  )
+  return list(dataset.take(steps).as_numpy_iterator()), steps
 
 
-def test_training_statistics_count_movies_and_average_ratings():
-  counts, mean = data.training_statistics(_columns(7), num_movies=4)
-  assert counts.numpy().tolist() == [3, 2, 2, 0]
-  assert mean == pytest.approx(3.0)
+@pytest.mark.parametrize("by_time", [True, False])
+def test_sequence_batches_target_every_row_once_with_the_rows_before_as_context(by_time):
+  num_users, context, chunk = 5, 4, 4
+  ratings = _ratings(64, num_users=num_users)
+  batches, steps = _epoch(ratings, num_users, by_time, context=context, chunk=chunk)
+  assert steps == 64 // 8
+  # Recover each row by its rating (= its row number).
+  targets = np.concatenate(
+    [b[contracts.RATING_LABEL][:, context:].reshape(-1) for b in batches]
+  ).astype(int)
+  assert sorted(targets.tolist()) == list(range(64))  # every row once per epoch
+  for batch in batches:
+    users, rows = batch[contracts.USER_INDEX], batch[contracts.RATING_LABEL].astype(int)
+    assert users.shape == (8 // chunk, context + chunk)
+    for chunk_users, chunk_rows in zip(users, rows, strict=True):
+      for position in range(1, context + chunk):
+        user = chunk_users[position]
+        if user == chunk_users[position - 1] and user < num_users:
+          # Within a user's run, rows come in the order the user gave them.
+          if by_time:
+            assert ratings.time[chunk_rows[position - 1]] < ratings.time[chunk_rows[position]]
+      # A target's user is a real user; the context before the sequence starts is
+      # the OOV user's padding (index num_users).
+      assert (chunk_users[context:] < num_users).all()
+      np.testing.assert_array_equal(chunk_users[context:], ratings.user[chunk_rows[context:]])
+
+
+def test_without_time_each_epoch_gives_a_user_a_new_order():
+  ratings = _ratings(64, num_users=2)
+  first, _ = _epoch(ratings, 2, by_time=False, seed=0)
+  again, _ = data.sequence_batches(ratings, 2, 3, 8, context=4, seed=0, by_time=False, chunk=4)
+  epochs = list(again.take(2 * (64 // 8)).as_numpy_iterator())
+
+  def order(batches):
+    return np.concatenate([b[contracts.RATING_LABEL][:, 4:].reshape(-1) for b in batches])
+
+  np.testing.assert_array_equal(order(first), order(epochs[:8]))  # same seed, same epoch
+  assert not np.array_equal(order(epochs[:8]), order(epochs[8:]))
+
+
+def test_training_statistics_count_movies_trained_ids_and_the_mean():
+  ratings = interactions.Ratings(
+    user=np.array([0, 0, 2, 5]),  # 5: out of vocabulary
+    movie=np.array([1, 1, 0, 3]),
+    rating=np.array([1.0, 2.0, 3.0, 6.0], np.float32),
+    time=np.zeros(4, np.int64),
+  )
+  statistics = data.training_statistics(ratings, num_users=3, num_movies=3)
+  assert statistics["movie_counts"].tolist() == [1, 2, 0]
+  assert statistics["trained_users"].tolist() == [True, False, True]
+  assert statistics["trained_movies"].tolist() == [True, True, False]
+  assert statistics["global_mean"] == pytest.approx(3.0)
+
+
+def test_an_empty_train_split_is_a_clear_error():
+  with pytest.raises(ValueError, match="The train split is empty"):
+    data.training_statistics(_ratings(0), num_users=3, num_movies=3)

@@ -1,11 +1,14 @@
+"""The TFRS model (modules/trainer/model.py): towers, history sums, the rating head."""
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from modules import interactions
+from modules.trainer import data
 from modules.trainer import model as model_lib
 from nfrec import contracts
 from pipeline import config as config_lib
-from tests.conftest import called_once
 
 NUM_USERS, NUM_MOVIES = 40, 30
 
@@ -14,69 +17,133 @@ def _hparams(preset="default", **overrides):
   return config_lib.PRESETS[preset].replace(**overrides)
 
 
-def _batches(num_examples=512, batch_size=128, seed=0):
+def _ratings(num_examples=512, seed=0):
   rng = np.random.default_rng(seed)
   users = rng.integers(0, NUM_USERS, num_examples)
   movies = rng.integers(0, NUM_MOVIES, num_examples)
   # A learnable signal: the rating depends on the parity of user and movie.
   ratings = np.where((users + movies) % 2 == 0, 5.0, 1.0).astype(np.float32)
-  return tf.data.Dataset.from_tensor_slices(
-    {contracts.USER_INDEX: users, contracts.MOVIE_INDEX: movies, contracts.RATING_LABEL: ratings}
-  ).batch(batch_size)
+  return interactions.Ratings(users, movies, ratings, np.arange(num_examples))
+
+
+def _batches(hparams, ratings):
+  if hparams.history_window:
+    return data.sequence_batches(
+      ratings, NUM_USERS, NUM_MOVIES, hparams.batch_size, hparams.history_window, 0, True
+    )
+  return data.shuffled_batches(ratings, hparams.batch_size, 0)
+
+
+def _model(hparams, **kwargs):
+  return model_lib.build_model(
+    NUM_USERS, NUM_MOVIES, hparams, movie_counts=np.ones(NUM_MOVIES), global_mean=3.0, **kwargs
+  )
 
 
 @pytest.mark.parametrize("preset", sorted(config_lib.PRESETS))
 def test_every_preset_builds_and_trains_a_step(preset):
-  model = model_lib.build_model(
-    NUM_USERS,
-    NUM_MOVIES,
-    _hparams(preset),
-    movie_counts=np.arange(1, NUM_MOVIES + 1),
-    global_mean=3.0,
-  )
-  history = model.fit(_batches(), epochs=1, verbose=0)
+  hparams = _hparams(preset, batch_size=128)
+  model = _model(hparams)
+  dataset, steps = _batches(hparams, _ratings())
+  history = model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0)
   assert np.isfinite(history.history["loss"][0])
-  user_vectors, movie_vectors, ratings = model(next(iter(_batches())))
-  assert user_vectors.shape[0] == movie_vectors.shape[0] == ratings.shape[0] == 128
-  assert user_vectors.shape[1] == movie_vectors.shape[1]
+  queries, candidates, ratings = model(next(iter(dataset)))
+  assert queries.shape[0] == candidates.shape[0] == ratings.shape[0] == 128
+  assert queries.shape[1] == candidates.shape[1]
 
 
 def test_training_lowers_the_rating_error():
-  model = model_lib.build_model(
-    NUM_USERS,
-    NUM_MOVIES,
-    _hparams(learning_rate=0.02),
-    movie_counts=np.ones(NUM_MOVIES),
-    global_mean=3.0,
+  hparams = _hparams(learning_rate=0.02, batch_size=128, user_id_dropout=0.0)
+  model = _model(hparams)
+  dataset, steps = _batches(hparams, _ratings())
+
+  def rmse():
+    return model.evaluate(dataset, steps=steps, return_dict=True, verbose=0)[contracts.RMSE]
+
+  first = rmse()
+  model.fit(dataset, steps_per_epoch=steps, epochs=30, verbose=0)
+  assert rmse() < 0.5 * first
+
+
+def test_history_sums_of_a_sequence_equal_those_of_padded_histories():
+  """Training (prefix sums over a user-ordered chunk) and serving (padded histories)
+  describe a user by the same sums."""
+  hparams = _hparams(history_window=3, recent_window=2)
+  model = _model(hparams).build_variables()
+  # One chunk: the OOV padding user, then user 1's five rows, then user 2's three.
+  users = np.array([[NUM_USERS, 1, 1, 1, 1, 1, 2, 2, 2]])
+  movies = np.array([[NUM_MOVIES, 4, 7, 1, 9, 4, 3, 8, 2]])
+  ratings = np.array([[0.0, 5, 1, 3, 4, 2, 5, 5, 1]], np.float32)
+  sequence = model.sequence_history_sums(
+    tf.constant(users), tf.constant(movies), tf.constant(ratings)
   )
-  first = model.evaluate(_batches(), return_dict=True, verbose=0)["rmse"]
-  model.fit(_batches(), epochs=30, verbose=0)
-  assert model.evaluate(_batches(), return_dict=True, verbose=0)["rmse"] < 0.5 * first
+  for position in range(1, users.shape[1]):
+    user = users[0, position]
+    before = [p for p in range(position) if users[0, p] == user]
+    padded = model.history_sums(
+      tf.constant([movies[0, before] if before else [0]]),
+      tf.constant([ratings[0, before] if before else [0.0]]),
+      tf.constant([len(before)]),
+    )
+    for name, expected in padded._asdict().items():
+      np.testing.assert_allclose(
+        getattr(sequence, name)[0, position].numpy(),
+        expected[0].numpy(),
+        atol=1e-5,
+        err_msg=f"{name} at position {position}",
+      )
+  # The window holds the last three rows before: user 1's fifth row sees rows 2-4.
+  assert sequence.count[0, 5].numpy() == 3 and sequence.recent_count[0, 5].numpy() == 2
+
+
+def test_ids_without_training_ratings_and_dropped_ids_use_the_oov_row():
+  trained = np.ones(NUM_USERS, bool)
+  trained[3] = False
+  model = _model(_hparams(user_id_dropout=0.5), trained_users=trained).build_variables()
+  rows = model.user_row(tf.constant([2, 3, NUM_USERS], tf.int64)).numpy()
+  assert rows.tolist() == [2, NUM_USERS, NUM_USERS]
+  # Dropout only in training, about the configured share.
+  dropped = model.user_row(tf.range(NUM_USERS, dtype=tf.int64), training=True).numpy()
+  assert 0.2 < (dropped == NUM_USERS).mean() < 0.8
+  assert (model.user_row(tf.range(NUM_USERS, dtype=tf.int64)).numpy() < NUM_USERS).sum() == 39
+
+
+def test_content_features_give_a_movie_without_ratings_its_own_vector():
+  tokens = np.zeros((NUM_MOVIES + 1, 2), np.int64)
+  tokens[0], tokens[1] = [1, 2], [3, 0]
+  features = model_lib.MovieFeatures(tokens, np.arange(NUM_MOVIES + 1) % 4, 5, 4)
+  model = _model(_hparams(), features=features).build_variables()
+  oov = tf.constant([NUM_MOVIES, NUM_MOVIES], tf.int64)
+  vectors, _, _ = model.movie_tower(oov, tf.constant([[1, 2], [3, 0]]), tf.constant([0, 1]))
+  # Both use the OOV id row; their titles and years tell them apart.
+  assert not np.allclose(vectors[0].numpy(), vectors[1].numpy())
+  # A vocabulary movie reads its own features when none are given.
+  own, _, _ = model.movie_tower(tf.constant([0], tf.int64))
+  given, _, _ = model.movie_tower(
+    tf.constant([0], tf.int64), tf.constant([[1, 2]]), tf.constant([0])
+  )
+  np.testing.assert_allclose(own.numpy(), given.numpy(), atol=1e-6)
 
 
 def test_retrieval_bias_is_folded_into_the_vectors():
-  model = called_once(model_lib.build_model(NUM_USERS, NUM_MOVIES, _hparams(retrieval_bias=True)))
+  model = _model(_hparams(retrieval_bias=True)).build_variables()
   model.movie_retrieval_bias.embeddings.assign(tf.fill([NUM_MOVIES + 1, 1], 0.5))
-  users = tf.constant([0, 1], tf.int64)
-  movies = tf.constant([2, 3], tf.int64)
-  scores = tf.reduce_sum(model.user_vectors(users) * model.movie_vectors(movies), axis=1)
-  dot = tf.reduce_sum(model.user_embedding(users) * model.movie_embedding(movies), axis=1)
+  users, movies = tf.constant([0, 1], tf.int64), tf.constant([2, 3], tf.int64)
+  user_vector, _ = model.user_tower(users)
+  movie_vector, _, retrieval_bias = model.movie_tower(movies)
+  scores = tf.reduce_sum(
+    model.query(user_vector) * model.candidate(movie_vector, retrieval_bias), 1
+  )
+  dot = tf.reduce_sum(user_vector * movie_vector, axis=1)
   np.testing.assert_allclose(scores, dot + 0.5, rtol=1e-5)
 
 
-def test_retrieval_ranks_count_better_scored_candidates():
-  model = called_once(model_lib.build_model(3, 4, _hparams(embedding_dim=2, retrieval_bias=False)))
-  model.user_embedding.embeddings.assign([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0], [0.0, 0.0]])
-  model.movie_embedding.embeddings.assign(
-    [[3.0, 0.0], [2.0, 1.0], [1.0, 2.0], [0.0, 3.0], [0.0, 0.0]]
-  )
-  ranks = model_lib.retrieval_ranks(
-    model,
-    tf.constant([0, 0, 1], tf.int64),
-    tf.constant([0, 3, 2], tf.int64),
-    model_lib.candidate_vectors(model, num_movies=4),
-  )
-  assert ranks.numpy().tolist() == [0, 3, 1]
+def test_rating_factors_extend_the_vectors_but_not_the_retrieval_query():
+  hparams = _hparams(rating_factors=4, embedding_dim=8)
+  model = _model(hparams).build_variables()
+  user_vector, _ = model.user_tower(tf.constant([0], tf.int64))
+  assert user_vector.shape[1] == 8 + 4
+  assert model.query(user_vector).shape[1] == 8 + int(hparams.retrieval_bias)
 
 
 def test_l2_per_epoch_is_spread_over_the_steps_of_an_epoch():
@@ -87,5 +154,5 @@ def test_l2_per_epoch_is_spread_over_the_steps_of_an_epoch():
   assert model_lib.embedding_l2(_hparams(l2_per_epoch=0.012), steps_per_epoch=400) == pytest.approx(
     3e-5
   )
-  model = model_lib.build_model(3, 4, config_lib.PRESETS["default"], steps_per_epoch=40)
+  model = model_lib.build_model(3, 4, _hparams(l2_per_epoch=0.012, l2=0.0), steps_per_epoch=40)
   assert model.user_embedding.embeddings_regularizer.l2 == pytest.approx(3e-4)

@@ -1,90 +1,109 @@
-"""Training and evaluation on in-memory columns (modules/trainer/train.py)."""
+"""Training, selection on validation and the refit (modules/trainer/train.py)."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from modules import interactions
 from modules.trainer import model as model_lib
 from modules.trainer import train as trainer_lib
 from nfrec import contracts
 from pipeline import config as config_lib
-from tests.conftest import called_once
 
 
 def _hparams(**overrides):
   return config_lib.PRESETS["default"].replace(**overrides)
 
 
-def test_evaluate_counts_hits_over_all_candidates_and_unseen_movies_as_misses():
-  model = called_once(
-    model_lib.build_model(3, 4, _hparams(embedding_dim=2, retrieval_bias=False, use_bias=False))
+def _ratings(users, movies, ratings, time=None):
+  return interactions.Ratings(
+    np.asarray(users, np.int64),
+    np.asarray(movies, np.int64),
+    np.asarray(ratings, np.float32),
+    np.arange(len(users)) if time is None else np.asarray(time),
   )
+
+
+def test_validation_ranks_every_movie_excludes_the_history_and_rates_known_pairs():
+  hparams = _hparams(
+    embedding_dim=2,
+    history_window=0,
+    content_features=False,
+    retrieval_bias=False,
+    use_bias=False,
+    rating_factors=0,
+  )
+  model = model_lib.build_model(3, 4, hparams).build_variables()
   model.user_embedding.embeddings.assign([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0], [0.0, 0.0]])
   model.movie_embedding.embeddings.assign(
     [[3.0, 0.0], [2.0, 1.0], [1.0, 2.0], [0.0, 3.0], [0.0, 0.0]]
   )
-  # Ranks: (user 0, movie 0) -> 0, (user 0, movie 3) -> 3, (user 1, movie 2) -> 1,
-  # (user 1, movie 4 = out of vocabulary) -> a miss whatever its score.
-  dataset = tf.data.Dataset.from_tensor_slices(
-    {
-      contracts.USER_INDEX: tf.constant([0, 0, 1, 1], tf.int64),
-      contracts.MOVIE_INDEX: tf.constant([0, 3, 2, 4], tf.int64),
-      contracts.RATING_LABEL: tf.constant([5.0, 1.0, 4.0, 3.0]),
-    }
-  ).batch(3)
-  metrics = trainer_lib.evaluate(model, dataset, num_movies=4, ks=(1, 2, 4))
-  assert metrics["eval_examples"] == 4
-  assert metrics["top_1_accuracy"] == 0.25  # only (0, 0)
-  assert metrics["top_2_accuracy"] == 0.5  # and (1, 2)
-  assert metrics["top_4_accuracy"] == 0.75  # all but the unseen movie
-  errors = (
-    model.predict_ratings(tf.constant([0, 0, 1, 1], tf.int64), tf.constant([0, 3, 2, 4], tf.int64))
-    - tf.constant([5.0, 1.0, 4.0, 3.0])
-  ).numpy()
-  assert metrics["rmse"] == pytest.approx(float(np.sqrt(np.mean(errors**2))), rel=1e-5)
-  assert metrics["mae"] == pytest.approx(float(np.mean(np.abs(errors))), rel=1e-5)
+  # Scores: user 0 ranks movies 0 > 1 > 2 > 3; user 1 ranks 3 > 2 > 1 > 0.
+  history = _ratings([0, 1], [0, 3], [5.0, 5.0])
+  # User 0 liked 1 (rank 1 once 0, rated, is excluded); user 1 liked 0 (last); the
+  # pair (1, movie 4 = out of vocabulary) is never rated nor retrieved.
+  validation = _ratings([0, 1, 1], [1, 0, 4], [5.0, 4.0, 2.0])
+  metrics = trainer_lib.Validation(history, validation, 3, 4, seed=0)(model)
+  assert metrics[contracts.recall_at(10)] == pytest.approx(1.0)  # 4 movies: all in the top 10
+  assert metrics["users_with_relevant"] == 2
+  user_vector, user_bias = model.user_tower(tf.constant([0, 1], tf.int64))
+  movie_vector, movie_bias, _ = model.movie_tower(tf.constant([1, 0], tf.int64))
+  errors = model.rate(user_vector, user_bias, movie_vector, movie_bias).numpy() - [5.0, 4.0]
+  assert metrics[contracts.RMSE] == pytest.approx(float(np.sqrt(np.mean(errors**2))), rel=1e-5)
+  assert metrics[contracts.MAE] == pytest.approx(float(np.mean(np.abs(errors))), rel=1e-5)
 
 
-def _columns(num_examples, num_users, num_movies, seed):
+def _signal(num_examples, num_users, num_movies, seed):
   rng = np.random.default_rng(seed)
   users = rng.integers(0, num_users, num_examples)
   movies = rng.integers(0, num_movies, num_examples)
-  ratings = np.where((users + movies) % 2 == 0, 5.0, 1.0).astype(np.float32)
-  return {
-    contracts.USER_INDEX: tf.constant(users, tf.int64),
-    contracts.MOVIE_INDEX: tf.constant(movies, tf.int64),
-    contracts.RATING_LABEL: tf.constant(ratings),
-  }
+  return _ratings(users, movies, np.where((users + movies) % 2 == 0, 5.0, 1.0))
 
 
-def test_fit_trains_stops_early_and_reports_its_history():
+def test_fit_selects_on_validation_stops_early_and_refits_on_both():
   hparams = _hparams(
     batch_size=64,
     epochs=30,
+    early_stopping_monitor="val_rmse",
     early_stopping_patience=1,
     early_stopping_min_delta=10.0,
-    jit_compile=False,
-    steps_per_execution=1,
+    refit_on_validation=True,
   )
-  model, metrics = trainer_lib.fit(
-    _columns(512, 20, 15, seed=0), _columns(128, 20, 15, seed=1), 20, 15, hparams
+  trained = trainer_lib.fit(
+    _signal(512, 20, 15, seed=0), _signal(128, 20, 15, seed=1), 20, 15, hparams
   )
   # min_delta 10 on val_rmse: no epoch counts as better than the first, so patience 1
-  # stops after the second epoch and the first epoch's weights are restored.
-  assert metrics["epochs_run"] == 2
-  assert len(metrics["history"]["val_rmse"]) == 2 and len(metrics["history"]["loss"]) == 2
-  assert metrics["num_users"] == 20 and metrics["num_movies"] == 15
-  assert 0 <= metrics[contracts.top_k_accuracy(10)] <= metrics[contracts.top_k_accuracy(100)] <= 1
-  assert metrics["eval_examples"] == 128
-  assert isinstance(model, model_lib.RecommenderModel)
+  # stops after the second epoch; the first is selected, and the refit runs it once.
+  assert len(trained.history["loss"]) == 2 and len(trained.history["val_rmse"]) == 2
+  assert trained.epochs == 1
+  assert trained.metrics[contracts.RMSE] == pytest.approx(trained.history["val_rmse"][0])
+  assert set(trained.seconds) == {"selection", "refit"}
+  assert 0 <= trained.metrics[contracts.recall_at(10)] <= 1
+  assert isinstance(trained.model, model_lib.RecommenderModel)
 
 
-def test_an_empty_split_is_a_clear_error():
-  empty = _columns(0, 5, 5, seed=0)
+def test_recall_is_maximised_and_rmse_minimised():
+  hparams = _hparams(batch_size=64, epochs=3, early_stopping_patience=5, refit_on_validation=False)
+  for monitor in ("val_recall_at_10", "val_rmse"):
+    trained = trainer_lib.fit(
+      _signal(512, 20, 15, seed=0),
+      _signal(128, 20, 15, seed=1),
+      20,
+      15,
+      hparams.replace(early_stopping_monitor=monitor),
+    )
+    values = trained.history[monitor]
+    best = (max if "recall" in monitor else min)(values)
+    assert trained.history[monitor][trained.epochs - 1] == best
+    assert "refit" not in trained.seconds
+
+
+def test_empty_splits_are_clear_errors():
+  empty = _ratings([], [], [])
   with pytest.raises(ValueError, match="The train split is empty"):
-    trainer_lib.fit(empty, _columns(10, 5, 5, seed=1), 5, 5, _hparams())
-  with pytest.raises(ValueError, match="The eval split is empty"):
-    trainer_lib.fit(_columns(10, 5, 5, seed=1), empty, 5, 5, _hparams())
+    trainer_lib.fit(empty, _signal(10, 5, 5, seed=1), 5, 5, _hparams())
+  with pytest.raises(ValueError, match="The validation split is empty"):
+    trainer_lib.fit(_signal(10, 5, 5, seed=1), empty, 5, 5, _hparams())
 
 
 def test_every_configurable_strategy_exists():
