@@ -1,13 +1,16 @@
-"""Model quality on real data, both presets and the baselines, beside published figures.
+"""Model quality on real data: our presets and the classic peers, side by side.
 
   nfrec bench quality [--datasets ml-100k ml-1m netflix-subset] [--presets seed default]
 
 Prepares each dataset from ../shared/data with `nfrec prepare`, runs the whole
-pipeline on it (`nfrec run`, in a child process, one output folder per dataset
-and preset), and reads the metrics back from the run summary: TFMA's RMSE/MAE
-on the serving signature, and RetrievalEvaluator's top-K accuracy and filtered
-Recall/NDCG with the baselines, all on the same 80/20 hash split. Prints one
-table and writes it to docs/results.md.
+pipeline on it once per preset (`nfrec run`, a child process, one output folder
+per dataset and preset), and reads our model's metrics back from the run
+summary (RetrievalEvaluator on the eval split, TFMA's RMSE). Then, on the same
+run's split artifacts, in its served model's index space and with the same
+scoring code (benchmarks/peers.py): most popular and the bias baseline (from
+the run itself), EASE, implicit ALS and Surprise SVD, each tuned on validation
+only, and the new-user protocol with EASE fold-in. One table per dataset,
+written to docs/results.md. Needs the `bench` extra (implicit, scikit-surprise).
 """
 
 from __future__ import annotations
@@ -46,36 +49,19 @@ def dataset_args(shared: str) -> dict[str, list[str]]:
 
 DATASETS = tuple(dataset_args(SHARED))
 
-# Published figures (other splits and protocols: context, not a like-for-like race).
-PUBLISHED = {
-  "ml-100k": [
-    (
-      "original notebook, as written (issue #5)",
-      {"rmse": 1.094, "top_100_accuracy": 0.237, "top_10_accuracy": 0.021},
-    ),
-    ("TFRS multitask tutorial, joint model", {"rmse": 1.110, "top_100_accuracy": 0.235}),
-    ("Surprise SVD", {"rmse": 0.934}),
-    ("Surprise SVD++", {"rmse": 0.919}),
-    ("Surprise bias baseline", {"rmse": 0.944}),
-  ],
-  "ml-1m": [
-    ("Surprise SVD", {"rmse": 0.873}),
-    ("Surprise SVD++", {"rmse": 0.862}),
-    ("Surprise bias baseline", {"rmse": 0.909}),
-  ],
-  "netflix-subset": [
-    (
-      "original notebook, as written (issue #5)",
-      {"rmse": 1.463, "top_100_accuracy": 0.551, "top_10_accuracy": 0.211},
-    )
-  ],
-}
-TARGETS = {
-  "ml-100k": "RMSE <= 0.92, top-100 accuracy >= 0.30",
-  "ml-1m": "RMSE <= 0.86, Recall@10 >= 0.15",
-  "netflix-subset": "RMSE <= 0.95, better than seed on every metric",
-}
-COLUMNS = tuple(contracts.METRIC_LABELS.items())
+RECALL_10, RECALL_100 = contracts.recall_at(10), contracts.recall_at(100)
+NDCG_10 = contracts.ndcg_at(10)
+HEADER = [
+  "data",
+  "model",
+  "Recall@10",
+  "Recall@100",
+  "NDCG@10",
+  "RMSE",
+  "new users Recall@10",
+  "new users RMSE",
+  "note",
+]
 
 
 def _nfrec(*args) -> subprocess.CompletedProcess:
@@ -114,30 +100,90 @@ def run(work_dir: str, dataset: str, preset: str, force: bool, shared: str) -> d
     return json.load(f)
 
 
-def rows_of(dataset: str, summaries: dict) -> list[list]:
-  rows = []
-  for preset, summary in summaries.items():
-    retrieval = summary["retrieval_evaluation"]
-    values = dict(
-      retrieval["model"],
-      **{
-        contracts.RMSE: summary["evaluator_metrics"][contracts.TFMA_RMSE],
-        contracts.MAE: summary["evaluator_metrics"][contracts.TFMA_MAE],
-      },
+def _load_splits(summary: dict):
+  """The run's raw splits, mapped into its served model's tables (peers.Splits)."""
+  from tensorflow_metadata.proto.v0 import schema_pb2
+  from tfx.types import standard_artifacts
+  from tfx.utils import io_utils
+
+  from benchmarks import peers
+  from components.retrieval_evaluator import evaluation
+
+  examples = standard_artifacts.Examples()
+  examples.uri = summary["artifacts"]["examples"]
+  examples.split_names = json.dumps(list(contracts.SPLITS))
+  schema = io_utils.parse_pbtxt_file(
+    os.path.join(summary["data_dir"], contracts.DATA_SCHEMA_FILE), schema_pb2.Schema()
+  )
+  spec = evaluation.raw_feature_spec(schema)
+  raw = {split: evaluation.read_raw(examples, split, spec) for split in contracts.SPLITS}
+  model = evaluation.load_serving_model(summary["artifacts"]["serving_model"])
+  return peers.Splits.of(model, raw)
+
+
+def peer_rows(dataset: str, summary: dict) -> list[tuple]:
+  """(name, eval metrics, new-user metrics, note) of the peers on the run's splits."""
+  from benchmarks import peers
+
+  splits = _load_splits(summary)
+  with open(os.path.join(summary["data_dir"], contracts.DATASET_FILE)) as f:
+    scale = json.load(f)
+  retrieval = summary["retrieval_evaluation"]
+  rows = [
+    ("most popular", retrieval["most_popular"], retrieval["new_users"].get("most_popular"), "")
+  ]
+  for name, values in retrieval["rating_baselines"].items():
+    rows.append((name.replace("_", " "), values, None, "RMSE only"))
+  for name, run_peer in (
+    ("EASE", lambda: peers.ease(splits)),
+    ("implicit ALS", lambda: peers.als(splits)),
+    ("Surprise SVD", lambda: peers.svd(splits, (scale["rating_min"], scale["rating_max"]))),
+  ):
+    result = run_peer()
+    print(f"{dataset} {name}: {result['seconds']:.0f} s ({result['params']})", flush=True)
+    rows.append(
+      (
+        name,
+        result["eval"],
+        result.get("new_users"),
+        f"tuned on validation: {result['params']}",
+      )
     )
-    note = "blessed" if summary["blessed"] else "not blessed: " + "; ".join(summary["gate_reasons"])
-    rows.append((f"**{preset} preset**", values, f"{note}; {summary['wall_time_s']:.0f} s"))
-  any_summary = next(iter(summaries.values()))["retrieval_evaluation"]
-  rows.append(("most popular", any_summary["most_popular"], "same split"))
-  for name, values in any_summary["rating_baselines"].items():
-    rows.append((name.replace("_", " "), values, "same split"))
-  for name, values in PUBLISHED.get(dataset, []):
-    rows.append((f"_{name}_", values, "published"))
+  return rows
+
+
+def model_row(preset: str, summary: dict) -> tuple:
+  retrieval = summary["retrieval_evaluation"]
+  values = dict(retrieval["model"])
+  values[contracts.RMSE] = summary["evaluator_metrics"][contracts.TFMA_RMSE]  # TFMA's
+  trainer = summary.get("trainer_metrics", {})
+  note = (
+    f"{trainer.get('epochs_selected')} epochs selected on validation; "
+    + ("blessed" if summary["blessed"] else "not blessed")
+    + f"; run {summary['wall_time_s']:.0f} s"
+  )
+  return (f"**{preset} preset**", values, retrieval["new_users"].get("model"), note)
+
+
+def _cell(values, key) -> str:
+  value = (values or {}).get(key)
+  return f"{value:.4f}" if value is not None else ""
+
+
+def render(dataset: str, rows: list[tuple]) -> list[list]:
   return [
-    [dataset, name]
-    + [f"{values[key]:.4f}" if values.get(key) is not None else "" for key, _ in COLUMNS]
-    + [note]
-    for name, values, note in rows
+    [
+      dataset,
+      name,
+      _cell(values, RECALL_10),
+      _cell(values, RECALL_100),
+      _cell(values, NDCG_10),
+      _cell(values, contracts.RMSE),
+      _cell(new, RECALL_10),
+      _cell(new, contracts.RMSE),
+      note,
+    ]
+    for name, values, new, note in rows
   ]
 
 
@@ -160,24 +206,36 @@ def main(argv=None) -> int:
     print(f"{args.shared_data}: not found (the shared rating data)", file=sys.stderr)
     return 2
   os.makedirs(args.work_dir, exist_ok=True)
-  rows = []
+  sections = []
   for dataset in args.datasets:
     summaries = {
       preset: run(args.work_dir, dataset, preset, args.force, args.shared_data)
       for preset in args.presets
     }
-    rows += rows_of(dataset, summaries)
-  table = markdown.table(["data", "model"] + [label for _, label in COLUMNS] + ["note"], rows)
+    # Every preset's run splits the same data with the same seed: the same splits.
+    counts = {preset: s["data"]["ratings"] for preset, s in summaries.items()}
+    assert len({json.dumps(c, sort_keys=True) for c in counts.values()}) == 1, counts
+    first = next(iter(summaries.values()))
+    rows = [model_row(preset, summary) for preset, summary in summaries.items()]
+    rows += peer_rows(dataset, first)
+    data = first["data"]
+    new_users = first["retrieval_evaluation"]["new_users"].get("users", 0)
+    sections.append(
+      f"### {dataset}\n\nSplit protocol **{data['split_protocol']}**; ratings per split "
+      + ", ".join(f"{k} {v:,}" for k, v in data["ratings"].items())
+      + f"; {new_users:,} new users scored.\n\n"
+      + markdown.table(HEADER, render(dataset, rows))
+    )
   text = (
-    f"Measured on {markdown.machine()} by `nfrec bench quality`. Each dataset is prepared "
-    "with `nfrec prepare` and run through the whole pipeline; every row of a dataset uses "
-    "the same deterministic 80/20 hash split. RMSE/MAE: TFMA on the serving signature "
-    "(clipped, with fallbacks). Top-K accuracy: nothing excluded (the seed's metric). "
-    "Recall/NDCG: filtered (training movies excluded, relevant = rated >= 4). Published "
-    "rows use their own splits and protocols.\n\nTargets of the default preset: "
-    + "; ".join(f"{d}: {t}" for d, t in TARGETS.items())
-    + ".\n\n"
-    + table
+    f"Measured on {markdown.machine()} by `nfrec bench quality`, all rows of a data set in "
+    "one run, on the same splits, scored by the same code (docs/metrics.md): Recall/NDCG "
+    "filtered (each user's train + validation movies excluded, relevant = rated >= 4), "
+    "over the whole catalog; RMSE on the eval pairs (ours: TFMA on the serving signature, "
+    "clipped, with fallbacks). New users: held out of training; the first half of each "
+    "one's ratings given at request time (ours: `recommend_from_ratings` and "
+    "`predict_rating_from_ratings`; EASE: fold-in), scored on the rest. Peers are tuned on "
+    "the validation split only and refit on train + validation, as our Trainer is.\n\n"
+    + "\n\n".join(sections)
   )
   print(text)
   if not args.no_doc:

@@ -41,6 +41,20 @@ YEAR = "Year"
 TITLE = "Name"
 RATINGS_COLUMNS = (USER_ID, RATING, MOVIE_ID)
 MOVIES_COLUMNS = (MOVIE_ID, YEAR, TITLE)
+# When the source has it (MovieLens, Netflix Prize), the rating time: a fourth ratings
+# column, seconds since 1970-01-01 UTC.
+TIMESTAMP = "Timestamp"
+
+# The pipeline's splits of the ratings (docs/metrics.md): the model is fitted on train,
+# selected on validation; eval (the future) and new_users (users held out of training
+# entirely) are read only by the evaluators and the push gate.
+TRAIN = "train"
+VALIDATION = "validation"
+EVAL = "eval"
+NEW_USERS = "new_users"
+SPLITS = (TRAIN, VALIDATION, EVAL, NEW_USERS)
+# On RatingsExampleGen's output: the protocol applied (user_time, global_time, random).
+SPLIT_PROTOCOL_PROPERTY = "split_protocol"
 
 # ---------------------------------------------------------------------------
 # Transform's output, the Trainer's input.
@@ -48,11 +62,19 @@ MOVIES_COLUMNS = (MOVIE_ID, YEAR, TITLE)
 USER_INDEX = "user_index"
 MOVIE_INDEX = "movie_index"
 RATING_LABEL = "rating"
+RATING_TIME = "rating_time"  # the Timestamp column, 0 when the data has no time
+
+# The catalog Transform's output (the movie tower's content features).
+CATALOG_MOVIE_ID = "movie_id"  # the catalog's Movie_ID as a string
+TITLE_TOKENS = "title_tokens"  # vocabulary indices of the title's words
+YEAR_BUCKET = "year_bucket"  # 0: unknown year, else 1 + a quantile bucket of the year
+YEAR_BUCKETS = 12  # quantile buckets of the catalog's known years
 
 # Vocabulary names (tft.TFTransformOutput.vocabulary_file_by_name); the same
 # names are the asset files of the exported models.
 USER_VOCABULARY = "user_id"
 MOVIE_VOCABULARY = "movie_id"
+TITLE_TOKEN_VOCABULARY = "title_token"
 
 # ---------------------------------------------------------------------------
 # The serving contract (docs/design.md): signature, input and output names.
@@ -60,11 +82,17 @@ MOVIE_VOCABULARY = "movie_id"
 SIGNATURE_DEFAULT = "serving_default"
 SIGNATURE_RECOMMEND = "recommend"
 SIGNATURE_PREDICT_RATING = "predict_rating"
+SIGNATURE_RECOMMEND_FROM_RATINGS = "recommend_from_ratings"
+SIGNATURE_PREDICT_RATING_FROM_RATINGS = "predict_rating_from_ratings"
 SIGNATURE_EXAMPLES = "serving_examples"
 
 INPUT_USER_ID = "user_id"
 INPUT_MOVIE_ID = "movie_id"
 INPUT_EXAMPLES = "examples"
+# A person the model does not know, described at request time: [batch, n] movie ids
+# and their ratings, oldest first, "" padding a row.
+INPUT_MOVIE_IDS = "movie_ids"
+INPUT_RATINGS = "ratings"
 
 OUTPUT_MOVIE_IDS = "movie_ids"
 OUTPUT_TITLES = "titles"
@@ -120,6 +148,9 @@ TFMA_MAE = "mean_absolute_error"
 # Files one step writes and another reads.
 
 TRAINER_METRICS_FILE = "metrics.json"  # in the Trainer's model_run
+# Where RecommenderTrainer's executor tells run_fn the catalog is (custom_config keys).
+CATALOG_FILES = "catalog_files"
+CATALOG_TRANSFORM_OUTPUT = "catalog_transform_output"
 RETRIEVAL_EVALUATION_FILE = "retrieval_evaluation.json"  # RetrievalEvaluator's evaluation
 GATE_FILE = "gate.json"  # RetrievalEvaluator's blessing: verdict and reasons
 

@@ -21,9 +21,10 @@ from tfx import v1 as tfx
 from pipeline import config as config_lib
 from pipeline import pipeline as pipeline_lib
 
-# The curated schema as the image holds it: the Dockerfile copies pipeline/ to
-# /pipeline/pipeline (WORKDIR /pipeline); tests/pipeline/test_kubeflow_runner.py checks it.
+# The curated schemas as the image holds them: the Dockerfile copies pipeline/ to
+# /pipeline/pipeline (WORKDIR /pipeline); tests/test_packaging.py checks it.
 IMAGE_SCHEMA_FILE = "/pipeline/pipeline/schema/ratings_schema.pbtxt"
+IMAGE_MOVIES_SCHEMA_FILE = "/pipeline/pipeline/schema/movies_schema.pbtxt"
 
 
 def compile_pipeline(config: config_lib.PipelineConfig, image: str, output_file: str) -> dict:
@@ -32,7 +33,11 @@ def compile_pipeline(config: config_lib.PipelineConfig, image: str, output_file:
   Without a `schema_file` in the config, the components read the image's own copy
   of the default schema (a path on the laptop means nothing in the cluster).
   """
-  config = dataclasses.replace(config, schema_file=config.schema_file or IMAGE_SCHEMA_FILE)
+  config = dataclasses.replace(
+    config,
+    schema_file=config.schema_file or IMAGE_SCHEMA_FILE,
+    movies_schema_file=config.movies_schema_file or IMAGE_MOVIES_SCHEMA_FILE,
+  )
   runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
     config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=image),
     output_filename=os.path.basename(output_file),

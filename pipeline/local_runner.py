@@ -52,10 +52,14 @@ def run(config: config_lib.PipelineConfig) -> LocalRun:
   """Runs the pipeline to its end (or raises the failing component's error)."""
   check_input(config)
   os.makedirs(config.output_dir, exist_ok=True)
+  # ImportSchemaGen's cache key is the file path: copies whose path changes with the
+  # content make an edited schema re-run validation instead of being served cached.
+  schemas = os.path.join(config.output_dir, "schema")
   config = dataclasses.replace(
     config,
-    schema_file=schema_lib.content_addressed_copy(
-      schema_lib.schema_for(config), os.path.join(config.output_dir, "schema")
+    schema_file=schema_lib.content_addressed_copy(schema_lib.schema_for(config), schemas),
+    movies_schema_file=schema_lib.content_addressed_copy(
+      schema_lib.movies_schema_for(config), schemas
     ),
   )
   metadata_config = tfx.orchestration.metadata.sqlite_metadata_connection_config(

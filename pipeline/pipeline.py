@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
-from tfx.proto import example_gen_pb2
 
 from components.atomic_pusher.component import AtomicPusher
 from components.data_gate.component import DataGate
+from components.ratings_example_gen.component import RatingsExampleGen
+from components.recommender_trainer.component import RecommenderTrainer
 from components.retrieval_evaluator.component import RetrievalEvaluator
 from components.serving_model_builder.component import ServingModelBuilder
 from nfrec import contracts
@@ -21,8 +22,12 @@ MOVIES_GEN = "MoviesExampleGen"
 STATISTICS_GEN = "StatisticsGen"
 SCHEMA_GEN = "ImportSchemaGen"
 EXAMPLE_VALIDATOR = "ExampleValidator"
+MOVIES_STATISTICS_GEN = "MoviesStatisticsGen"
+MOVIES_SCHEMA_GEN = "MoviesSchemaGen"
+MOVIES_EXAMPLE_VALIDATOR = "MoviesExampleValidator"
 DATA_GATE = "DataGate"
 TRANSFORM = "Transform"
+CATALOG_TRANSFORM = "CatalogTransform"
 TRAINER = "Trainer"
 SERVING_MODEL_BUILDER = "ServingModelBuilder"
 BASELINE_RESOLVER = "latest_blessed_model_resolver"
@@ -30,17 +35,7 @@ EVALUATOR = "Evaluator"
 RETRIEVAL_EVALUATOR = "RetrievalEvaluator"
 PUSHER = "Pusher"
 
-
-def _split_config(eval_percent: int) -> example_gen_pb2.Output:
-  """Deterministic hash split of the ratings, in buckets of 1 %."""
-  return tfx.proto.Output(
-    split_config=tfx.proto.SplitConfig(
-      splits=[
-        tfx.proto.SplitConfig.Split(name="train", hash_buckets=100 - eval_percent),
-        tfx.proto.SplitConfig.Split(name="eval", hash_buckets=eval_percent),
-      ]
-    )
-  )
+CATALOG_SPLIT = "catalog"  # the movies ExampleGen's one split
 
 
 def eval_config(config: config_lib.PipelineConfig) -> tfma.EvalConfig:
@@ -74,50 +69,79 @@ def eval_config(config: config_lib.PipelineConfig) -> tfma.EvalConfig:
 
 
 def create_components(config: config_lib.PipelineConfig) -> list:
-  ratings_gen = tfx.components.CsvExampleGen(
-    input_base=config.ratings_dir, output_config=_split_config(config.eval_split_percent)
-  ).with_id(RATINGS_GEN)
+  # The ratings, split into train, validation, eval and new_users (docs/metrics.md).
+  ratings_gen = RatingsExampleGen(input_base=config.ratings_dir, split=config.split).with_id(
+    RATINGS_GEN
+  )
   movies_gen = tfx.components.CsvExampleGen(
     input_base=config.movies_dir,
     output_config=tfx.proto.Output(
       split_config=tfx.proto.SplitConfig(
-        splits=[tfx.proto.SplitConfig.Split(name="catalog", hash_buckets=1)]
+        splits=[tfx.proto.SplitConfig.Split(name=CATALOG_SPLIT, hash_buckets=1)]
       )
     ),
   ).with_id(MOVIES_GEN)
 
+  # TFDV: statistics of both, checked against the curated schemas (pipeline/schema.py),
+  # not against schemas inferred from each new batch of data.
   statistics_gen = tfx.components.StatisticsGen(examples=ratings_gen.outputs["examples"]).with_id(
     STATISTICS_GEN
   )
-  # The curated schema (pipeline/schema.py), not one inferred from each new batch of data.
   schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_lib.schema_for(config)).with_id(
     SCHEMA_GEN
   )
   example_validator = tfx.components.ExampleValidator(
     statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
   ).with_id(EXAMPLE_VALIDATOR)
+  movies_statistics_gen = tfx.components.StatisticsGen(
+    examples=movies_gen.outputs["examples"]
+  ).with_id(MOVIES_STATISTICS_GEN)
+  movies_schema_gen = tfx.components.ImportSchemaGen(
+    schema_file=schema_lib.movies_schema_for(config)
+  ).with_id(MOVIES_SCHEMA_GEN)
+  movies_validator = tfx.components.ExampleValidator(
+    statistics=movies_statistics_gen.outputs["statistics"],
+    schema=movies_schema_gen.outputs["schema"],
+  ).with_id(MOVIES_EXAMPLE_VALIDATOR)
   data_gate = DataGate(
     anomalies=example_validator.outputs["anomalies"],
+    movies_anomalies=movies_validator.outputs["anomalies"],
     code_version=code_fingerprint("components.data_gate.component"),
   ).with_id(DATA_GATE)
 
+  # TFT: the id vocabularies from everything known before eval (train, validation).
   transform = tfx.components.Transform(
     examples=ratings_gen.outputs["examples"],
     schema=schema_gen.outputs["schema"],
     preprocessing_fn=config_lib.PREPROCESSING_FN,
+    splits_config=tfx.proto.SplitsConfig(
+      analyze=[contracts.TRAIN, contracts.VALIDATION], transform=list(contracts.SPLITS)
+    ),
     disable_statistics=True,  # StatisticsGen already describes the raw data.
     custom_config={"code_version": code_fingerprint(config_lib.PREPROCESSING_FN)},
   ).with_id(TRANSFORM)
-  transform.add_upstream_node(data_gate)  # no Transform, hence no model, on anomalous data
+  # TFT: the title-word vocabulary and year buckets of the movie tower.
+  catalog_transform = tfx.components.Transform(
+    examples=movies_gen.outputs["examples"],
+    schema=movies_schema_gen.outputs["schema"],
+    preprocessing_fn=config_lib.CATALOG_PREPROCESSING_FN,
+    splits_config=tfx.proto.SplitsConfig(analyze=[CATALOG_SPLIT], transform=[CATALOG_SPLIT]),
+    disable_statistics=True,
+    custom_config={"code_version": code_fingerprint(config_lib.CATALOG_PREPROCESSING_FN)},
+  ).with_id(CATALOG_TRANSFORM)
+  for step in (transform, catalog_transform):
+    step.add_upstream_node(data_gate)  # no Transform, hence no model, on anomalous data
 
-  trainer = tfx.components.Trainer(
+  trainer = RecommenderTrainer(
     run_fn=config_lib.RUN_FN,
     examples=transform.outputs["transformed_examples"],
     transform_graph=transform.outputs["transform_graph"],
-    schema=schema_gen.outputs["schema"],
-    # Steps are set by epochs in the hyperparameters; these only satisfy the API.
-    train_args=tfx.proto.TrainArgs(splits=["train"]),
-    eval_args=tfx.proto.EvalArgs(splits=["eval"]),
+    catalog=catalog_transform.outputs["transformed_examples"],
+    catalog_transform_graph=catalog_transform.outputs["transform_graph"],
+    # Fit on train, select on validation: the Trainer never reads eval or new_users.
+    # (Steps are set by epochs in the hyperparameters.)
+    train_args=tfx.proto.TrainArgs(splits=[contracts.TRAIN]),
+    eval_args=tfx.proto.EvalArgs(splits=[contracts.VALIDATION]),
     custom_config={
       "hparams": config.hparams.to_dict(),
       "preset": config.preset,
@@ -130,7 +154,8 @@ def create_components(config: config_lib.PipelineConfig) -> list:
     model=trainer.outputs["model"],
     transform_graph=transform.outputs["transform_graph"],
     transformed_examples=transform.outputs["transformed_examples"],
-    movies=movies_gen.outputs["examples"],
+    catalog=catalog_transform.outputs["transformed_examples"],
+    catalog_transform_graph=catalog_transform.outputs["transform_graph"],
     top_k=config.top_k,
     rating_min=config.rating_min,
     rating_max=config.rating_max,
@@ -161,8 +186,8 @@ def create_components(config: config_lib.PipelineConfig) -> list:
 
   retrieval_evaluator = RetrievalEvaluator(
     serving_model=builder.outputs["serving_model"],
-    transformed_examples=transform.outputs["transformed_examples"],
-    transform_graph=transform.outputs["transform_graph"],
+    examples=ratings_gen.outputs["examples"],
+    schema=schema_gen.outputs["schema"],
     rating_blessing=evaluator.outputs["blessing"],
     baseline_model=baseline_model.outputs["model"],
     gate_metric=config.retrieval_gate_metric,
@@ -185,8 +210,12 @@ def create_components(config: config_lib.PipelineConfig) -> list:
     statistics_gen,
     schema_gen,
     example_validator,
+    movies_statistics_gen,
+    movies_schema_gen,
+    movies_validator,
     data_gate,
     transform,
+    catalog_transform,
     trainer,
     builder,
     baseline_model,

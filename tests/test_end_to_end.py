@@ -46,23 +46,31 @@ def test_summary_counts_the_data_and_the_split(first_run, tiny_data_dir):
   _, summary, _ = first_run
   with open(os.path.join(tiny_data_dir, "ratings", "Netflix_Dataset_Rating.csv")) as f:
     rows = sum(1 for _ in f) - 1
-  ratings = summary["data"]["ratings"]
-  assert ratings["train"] + ratings["eval"] == rows
-  assert 0.15 < ratings["eval"] / rows < 0.25  # 80/20 hash split
-  assert summary["data"]["catalog_movies"] == 120
-  assert 0 < summary["data"]["indexed_movies"] <= 120
-  assert summary["data"]["indexed_movies_without_title"] == 0
-  assert summary["anomalies"] == {"train": [], "eval": []}
+  data = summary["data"]
+  ratings = data["ratings"]
+  assert sum(ratings.values()) == rows  # every rating in exactly one split
+  # The data has time: each user's latest ratings are eval, those before validation;
+  # a seeded 10 % of the users are held out entirely (docs/metrics.md).
+  assert data["split_protocol"] == "user_time"
+  for split in ("eval", "validation", "new_users"):
+    assert 0.03 < ratings[split] / rows < 0.2, ratings
+  assert data["catalog_movies"] == 120
+  # Every catalog movie is indexed: those without a training rating from title and year.
+  assert data["indexed_movies"] == 120 and data["movies_without_ratings"] >= 0
+  assert data["indexed_movies_without_title"] == 0
+  assert summary["anomalies"] == {split: [] for split in contracts.SPLITS}
+  assert summary["movies_anomalies"] == {"catalog": []}
 
 
 def test_metrics_blessing_and_push(first_run):
   output, summary, stdout = first_run
   evaluator, trainer = summary["evaluator_metrics"], summary["trainer_metrics"]
   assert 0.3 < evaluator["root_mean_squared_error"] < 1.5
-  # TFMA on the serving signature and the Trainer's own evaluation agree closely
-  # (they differ only by the serving model's fallbacks and clipping).
-  assert abs(evaluator["root_mean_squared_error"] - trainer["rmse"]) < 0.1
-  assert 0.0 <= trainer["top_10_accuracy"] <= trainer["top_100_accuracy"] <= 1.0
+  # The Trainer selects on validation, never on eval, and says so.
+  assert trainer["split"] == "validation"
+  assert 0.3 < trainer["rmse"] < 1.5
+  assert 1 <= trainer["epochs_selected"] <= trainer["epochs_run"] == 4
+  assert 0.0 <= trainer["recall_at_10"] <= trainer["recall_at_100"] <= 1.0
   assert summary["blessed"] and summary["pushed"]
   version_dir = summary["pushed_to"]
   assert os.path.dirname(version_dir) == os.path.join(
@@ -81,10 +89,12 @@ def test_retrieval_metrics_and_baselines_gate_the_push_and_fill_the_report(first
     assert 0.0 <= metrics["recall_at_10"] <= metrics["recall_at_100"] <= 1.0
     assert 0.0 < metrics["ndcg_at_100"] <= 1.0
     assert metrics["users_with_relevant"] > 0
-  # The same eval split for all: top-K accuracy agrees with the Trainer's own.
-  assert model["top_10_accuracy"] == pytest.approx(
-    summary["trainer_metrics"]["top_10_accuracy"], abs=0.02
-  )
+  # Light and heavy users, and the users the model never saw (from half their ratings).
+  assert model["recall_by_activity"] and model["rmse_by_activity"]
+  new = retrieval["new_users"]
+  assert new["users"] > 0 and new["model"]["users_with_relevant"] > 0
+  assert 0.0 <= new["model"]["recall_at_10"] <= 1.0 and 0.3 < new["model"]["rmse"] < 1.5
+  assert "new users" in stdout
   baselines = retrieval["rating_baselines"]
   assert baselines["user_movie_bias"]["rmse"] < baselines["global_mean"]["rmse"]
   assert summary["rating_gate_passed"] and summary["blessed"]
@@ -92,6 +102,7 @@ def test_retrieval_metrics_and_baselines_gate_the_push_and_fill_the_report(first
   with open(os.path.join(output, "report.html")) as f:
     report = f.read()
   assert "Recall@100" in report and "most popular" in report and "Blessed" in report
+  assert "New users" in report and "known ratings" in report
   assert report.count("data:image/png;base64,") == 4  # distribution, curves, activity, recall
   assert os.path.exists(os.path.join(output, "statistics.html"))  # TFDV's Facets view
 
@@ -104,12 +115,23 @@ def test_pushed_model_answers_in_a_tensorflow_only_process(first_run):
     "out = m.signatures['recommend'](user_id=tf.constant(['no-such-user']))\n"
     "assert bool(out['popular_fallback'][0]), out\n"
     "assert out['movie_ids'].shape == (1, 10), out['movie_ids'].shape\n"
+    "given = open(sys.argv[2], 'rb').read().split()[:2]  # two most rated movies\n"
+    "new = m.signatures['recommend_from_ratings'](\n"
+    "    movie_ids=tf.constant([given + [b'']]), ratings=tf.constant([[5.0, 4.0, 0.0]]))\n"
+    "assert not bool(new['popular_fallback'][0]), new\n"
+    "assert not set(given) & set(new['movie_ids'][0].numpy().tolist())\n"
     "assert not any(n.startswith('tensorflow_recommenders') for n in sys.modules)\n"
     "print('ok')\n"
   )
   env = contracts.tf_only_environment()
   result = subprocess.run(
-    [sys.executable, "-c", check, summary["pushed_to"]],
+    [
+      sys.executable,
+      "-c",
+      check,
+      summary["pushed_to"],
+      contracts.asset_path(summary["pushed_to"], contracts.MOVIE_VOCABULARY),
+    ],
     env=env,
     capture_output=True,
     text=True,
@@ -147,7 +169,7 @@ def test_bad_data_stops_the_run_before_training_and_the_served_model_stays(
   bad = tmp_path / "bad"
   shutil.copytree(tiny_data_dir, bad)
   with open(bad / "ratings" / "Netflix_Dataset_Rating.csv", "a") as f:
-    f.writelines(f"{900000 + i},9,1\n" for i in range(50))  # ratings outside 1..5
+    f.writelines(f"{900000 + i},9,1,1100000000\n" for i in range(50))  # ratings outside 1..5
   trainer_runs = os.listdir(os.path.join(output, "pipeline", "Trainer", "model"))
   result = _nfrec("run", "--data", str(bad), "--output", output, *FAST)
   assert result.returncode != 0

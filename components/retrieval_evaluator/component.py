@@ -3,8 +3,10 @@
 TFMA's Evaluator gates the rating head (RMSE bound and change threshold). What
 users see is the top-K list, which TFMA's per-example metrics cannot measure
 (a rank needs the whole catalog), so this step measures it on the same eval
-split, through the serving model itself (its towers, its index, its
-exclusions), beside the baselines, and blesses the model only if:
+split, through the serving model itself on raw ids (its queries, its index,
+its exclusions), beside the baselines; it also measures the new_users split
+through the request-time path, and light and heavy users apart
+(evaluation.py). It blesses the model only if:
   * TFMA blessed it (the rating gate), and
   * its filtered Recall@K (config.retrieval_gate_metric) reaches the most-popular
     baseline's times `min_ratio_to_popular`, and
@@ -15,6 +17,7 @@ Its `blessing` is the one the Pusher and the latest-blessed-model resolver read.
 
 from tfx import v1 as tfx
 from tfx.types import standard_artifacts
+from tfx.utils import io_utils
 
 from components.retrieval_evaluator import evaluation
 
@@ -22,8 +25,8 @@ from components.retrieval_evaluator import evaluation
 @tfx.dsl.components.component
 def RetrievalEvaluator(
   serving_model: tfx.dsl.components.InputArtifact[standard_artifacts.Model],
-  transformed_examples: tfx.dsl.components.InputArtifact[standard_artifacts.Examples],
-  transform_graph: tfx.dsl.components.InputArtifact[standard_artifacts.TransformGraph],
+  examples: tfx.dsl.components.InputArtifact[standard_artifacts.Examples],
+  schema: tfx.dsl.components.InputArtifact[standard_artifacts.Schema],
   rating_blessing: tfx.dsl.components.InputArtifact[standard_artifacts.ModelBlessing],
   evaluation_output: tfx.dsl.components.OutputArtifact[standard_artifacts.ModelEvaluation],
   blessing: tfx.dsl.components.OutputArtifact[standard_artifacts.ModelBlessing],
@@ -37,8 +40,8 @@ def RetrievalEvaluator(
   del code_version  # Only there for the cache key (pipeline/fingerprint.py).
   report = evaluation.evaluate_artifacts(
     serving_model_uri=serving_model.uri,
-    transformed_examples=transformed_examples,
-    transform_graph_uri=transform_graph.uri,
+    examples_artifact=examples,
+    schema=io_utils.SchemaReader().read(io_utils.get_only_uri_in_dir(schema.uri)),
     baseline_model_uri=baseline_model.uri if baseline_model else None,
     output_uri=evaluation_output.uri,
   )

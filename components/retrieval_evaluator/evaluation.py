@@ -1,20 +1,34 @@
-"""What RetrievalEvaluator does, as plain functions (testable without a pipeline)."""
+"""What RetrievalEvaluator does, as plain functions (testable without a pipeline).
+
+Everything is measured through the serving model itself, on raw ids, as a user
+of the served model would see it: its vocabulary and catalog tables, its
+precomputed queries, its exclusions (each user's ratings before the eval
+period), its `recommend_from_ratings` path for people it has never seen.
+
+  eval        the known users' future ratings: retrieval metrics, RMSE/MAE, and
+              the same by user activity (light and heavy users)
+  new_users   users held out of training: the first half of each one's ratings
+              (by time) given at request time, scored on the rest
+  baselines   most popular (same exclusions, same code), global mean and damped
+              user + movie bias (RMSE), on the same pairs
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 
 import numpy as np
 import tensorflow as tf
-import tensorflow_transform as tft
 from tfx.utils import path_utils
 
-from components.retrieval_evaluator import metrics as metrics_lib
-from modules.transform import examples, vocabulary
+from modules.evaluation import metrics as metrics_lib
+from modules.transform import examples
 from nfrec import contracts
 
 PREDICT_BATCH = 65_536
+NEW_USERS_PER_CALL = 512
 
 
 def load_serving_model(model_uri: str):
@@ -25,96 +39,246 @@ def load_serving_model(model_uri: str):
   return tf.saved_model.load(path_utils.serving_model_path(model_uri))
 
 
-def vocabulary_ids(model, model_dir: str) -> tuple[np.ndarray, np.ndarray]:
-  """(user ids, movie ids) by vocabulary index, from the serving model itself: the user
-  vocabulary is Transform's file among its assets, the movie ids are a variable."""
-  user_ids = vocabulary.read_vocabulary(contracts.asset_path(model_dir, contracts.USER_VOCABULARY))
-  return user_ids, model.movie_ids.numpy()
+@dataclasses.dataclass(frozen=True)
+class RawRatings:
+  """Ratings with raw ids (as strings, as the serving signatures take them)."""
+
+  user_ids: np.ndarray  # [N] object (str)
+  movie_ids: np.ndarray  # [N] object (str)
+  ratings: np.ndarray  # [N] float32
+  times: np.ndarray  # [N] int64 (0 without time)
+
+  def __len__(self) -> int:
+    return len(self.ratings)
+
+  def select(self, mask) -> RawRatings:
+    return RawRatings(*(column[mask] for column in dataclasses.astuple(self)))
+
+  def concat(self, other: RawRatings) -> RawRatings:
+    return RawRatings(
+      *(
+        np.concatenate([a, b])
+        for a, b in zip(dataclasses.astuple(self), dataclasses.astuple(other), strict=True)
+      )
+    )
 
 
-def predict_ratings(model, user_ids: np.ndarray, movie_ids: np.ndarray) -> np.ndarray:
-  """Through the `predict_rating` signature: what TF Serving (and TFMA) computes."""
-  predict = model.signatures[contracts.SIGNATURE_PREDICT_RATING]
+def read_raw(examples_artifact, split: str, feature_spec: dict) -> RawRatings:
+  """One split of ExampleGen's output (the raw ratings)."""
+  columns = examples.read_columns(examples.split_pattern(examples_artifact, split), feature_spec)
+  as_text = np.vectorize(
+    lambda value: str(int(value)) if not isinstance(value, bytes) else value.decode(),
+    otypes=[object],
+  )
+  size = len(columns[contracts.RATING])
+  return RawRatings(
+    user_ids=as_text(columns[contracts.USER_ID]) if size else np.zeros(0, object),
+    movie_ids=as_text(columns[contracts.MOVIE_ID]) if size else np.zeros(0, object),
+    ratings=columns[contracts.RATING].astype(np.float32),
+    times=columns[contracts.TIMESTAMP].astype(np.int64)
+    if contracts.TIMESTAMP in columns
+    else np.zeros(size, np.int64),
+  )
+
+
+def raw_feature_spec(schema) -> dict:
+  """The parsing spec of the raw ratings (the curated schema's columns)."""
+  from tensorflow_transform.tf_metadata import schema_utils
+
+  spec = schema_utils.schema_as_feature_spec(schema).feature_spec
+  return {name: tf.io.FixedLenFeature([], feature.dtype) for name, feature in spec.items()}
+
+
+def rows_of(model, ratings: RawRatings) -> tuple[np.ndarray, np.ndarray]:
+  """(user rows, candidate rows) in the model's own tables; unknown users get the
+  number of users, unknown movies the number of candidates (a miss)."""
+  if not len(ratings):
+    return np.zeros(0, np.int64), np.zeros(0, np.int64)
+  users = model.core.user_index(tf.constant(ratings.user_ids.tolist(), tf.string)).numpy()
+  movies = model.candidate_rows(tf.constant(ratings.movie_ids.tolist(), tf.string)).numpy()
+  return users, np.where(movies >= 0, movies, int(model.candidate_vectors.shape[0]))
+
+
+def predict(model, signature: str, **inputs) -> np.ndarray:
+  """One output (the rating) of a signature, in batches (what TF Serving computes)."""
+  function = model.signatures[signature]
+  size = len(next(iter(inputs.values())))
   out = [
-    predict(
-      **{
-        contracts.INPUT_USER_ID: tf.constant(user_ids[i : i + PREDICT_BATCH].tolist(), tf.string),
-        contracts.INPUT_MOVIE_ID: tf.constant(movie_ids[i : i + PREDICT_BATCH].tolist(), tf.string),
-      }
+    function(
+      **{name: tf.constant(values[i : i + PREDICT_BATCH]) for name, values in inputs.items()}
     )[contracts.OUTPUT_RATING].numpy()
-    for i in range(0, len(user_ids), PREDICT_BATCH)
+    for i in range(0, size, PREDICT_BATCH)
   ]
   return np.concatenate(out) if out else np.zeros(0, np.float32)
 
 
-def evaluate(model, model_dir: str, train: tuple, eval_: tuple, baseline_model=None) -> dict:
-  """Retrieval metrics of the model, of the last blessed model and of the baselines.
+def _rating_metrics(predictions: np.ndarray, labels: np.ndarray) -> dict:
+  if not len(labels):
+    return {contracts.RMSE: 0.0, contracts.MAE: 0.0}
+  return {
+    contracts.RMSE: float(np.sqrt(np.mean((predictions - labels) ** 2))),
+    contracts.MAE: float(np.mean(np.abs(predictions - labels))),
+  }
 
-  `train`/`eval_` are (user index, movie index, rating) in the model's vocabulary
-  (Transform's output it was trained on).
-  """
+
+def _popularity(model, like: metrics_lib.Ranker) -> metrics_lib.Ranker:
+  return metrics_lib.popularity_ranker(model.movie_training_ratings.numpy(), like)
+
+
+def known_users(model, known: RawRatings, eval_: RawRatings) -> dict:
+  """The eval split: the model, most popular, the rating baselines, activity slices."""
   ranker = metrics_lib.serving_model_ranker(model)
-  num_users, num_movies = ranker.num_users, ranker.num_movies
-  user_ids, movie_ids = vocabulary_ids(model, model_dir)
-  eval_user, eval_movie, eval_rating = eval_
-  raw_users = vocabulary.ids_of(user_ids, eval_user)
-  raw_movies = vocabulary.ids_of(movie_ids, eval_movie)
-
-  predictions = predict_ratings(model, raw_users, raw_movies)
-  user_train_counts = np.bincount(train[0], minlength=num_users + 1)
-  report = {
-    "model": dict(
-      metrics_lib.retrieval_metrics(ranker, eval_user, eval_movie, eval_rating),
-      **{
-        contracts.RMSE: float(np.sqrt(np.mean((predictions - eval_rating) ** 2))),
-        contracts.MAE: float(np.mean(np.abs(predictions - eval_rating))),
-      },
-      rmse_by_activity=metrics_lib.rmse_by_activity(
-        predictions, eval_rating, user_train_counts[np.minimum(eval_user, num_users)]
-      ),
-    ),
-    "most_popular": metrics_lib.retrieval_metrics(
-      metrics_lib.popularity_ranker(
-        np.bincount(train[1][train[1] < num_movies], minlength=num_movies), ranker
-      ),
-      eval_user,
-      eval_movie,
-      eval_rating,
-    ),
-    "rating_baselines": metrics_lib.rating_baselines(train, eval_, num_users, num_movies),
-    "rating_counts": {
-      split: {
-        f"{value:g}": int(count)
-        for value, count in zip(*np.unique(ratings, return_counts=True), strict=True)
-      }
-      for split, ratings in (("train", train[2]), ("eval", eval_rating))
+  users, movies = rows_of(model, eval_)
+  known_users_, known_movies = rows_of(model, known)
+  predictions = predict(
+    model,
+    contracts.SIGNATURE_PREDICT_RATING,
+    **{
+      contracts.INPUT_USER_ID: eval_.user_ids.tolist(),
+      contracts.INPUT_MOVIE_ID: eval_.movie_ids.tolist(),
     },
+  )
+  counts = np.bincount(np.minimum(known_users_, ranker.num_users), minlength=ranker.num_users + 1)
+  pair_counts = counts[np.minimum(users, ranker.num_users)]
+  return {
+    "model": {
+      **metrics_lib.retrieval_metrics(ranker, users, movies, eval_.ratings),
+      **_rating_metrics(predictions, eval_.ratings),
+      "rmse_by_activity": metrics_lib.rmse_by_activity(predictions, eval_.ratings, pair_counts),
+      "recall_by_activity": metrics_lib.recall_by_activity(
+        ranker, users, movies, eval_.ratings, pair_counts
+      ),
+    },
+    "most_popular": metrics_lib.retrieval_metrics(
+      _popularity(model, ranker), users, movies, eval_.ratings
+    ),
+    "rating_baselines": metrics_lib.rating_baselines(
+      (known_users_, known_movies, known.ratings),
+      (users, movies, eval_.ratings),
+      ranker.num_users,
+      ranker.num_movies,
+    ),
+  }
+
+
+def halves(new_users: RawRatings) -> tuple[list[RawRatings], list[RawRatings]]:
+  """Per new user: the first half of their ratings (given) and the rest (scored),
+  by time (ties by movie id); users with fewer than two ratings are left out."""
+  order = np.lexsort(
+    (new_users.movie_ids.astype(str), new_users.times, new_users.user_ids.astype(str))
+  )
+  ordered = new_users.select(order)
+  boundaries = np.flatnonzero(ordered.user_ids[1:] != ordered.user_ids[:-1]) + 1
+  given, rest = [], []
+  for rows in np.split(np.arange(len(ordered)), boundaries):
+    half = len(rows) // 2
+    if half:
+      given.append(ordered.select(rows[:half]))
+      rest.append(ordered.select(rows[half:]))
+  return given, rest
+
+
+def _padded(parts: list[RawRatings]) -> tuple[np.ndarray, np.ndarray]:
+  width = max((len(part) for part in parts), default=1)
+  movie_ids = np.full((len(parts), width), "", dtype=object)
+  ratings = np.zeros((len(parts), width), np.float32)
+  for row, part in enumerate(parts):
+    movie_ids[row, : len(part)] = part.movie_ids
+    ratings[row, : len(part)] = part.ratings
+  return movie_ids, ratings
+
+
+def new_users(model, new: RawRatings) -> dict:
+  """The new-user protocol (docs/metrics.md) through `recommend_from_ratings`'s path."""
+  given, rest = halves(new)
+  if not given:
+    return {}
+  queries, excluded = [], []
+  for start in range(0, len(given), NEW_USERS_PER_CALL):
+    movie_ids, ratings = _padded(given[start : start + NEW_USERS_PER_CALL])
+    query, rows, _ = model.query_from_ratings(tf.constant(movie_ids.tolist()), tf.constant(ratings))
+    queries.append(query.numpy())
+    excluded += [row.numpy() for row in rows]
+  queries = np.concatenate(queries)
+  candidates = model.candidate_vectors
+  lengths = np.array([len(rows) for rows in excluded])
+  ranker = metrics_lib.Ranker(
+    num_users=len(given),
+    num_movies=int(candidates.shape[0]),
+    rated_row_splits=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+    rated_movies=np.concatenate(excluded).astype(np.int64) if excluded else np.zeros(0, np.int64),
+    scores=lambda person: tf.matmul(
+      tf.gather(queries, person), candidates, transpose_b=True
+    ).numpy(),
+  )
+  scored = RawRatings(
+    *(
+      np.concatenate(column) for column in zip(*(dataclasses.astuple(r) for r in rest), strict=True)
+    )
+  )
+  person = np.repeat(np.arange(len(rest)), [len(r) for r in rest])
+  _, movies = rows_of(model, scored)
+  given_ids, given_ratings = _padded(given)
+  predictions = predict(
+    model,
+    contracts.SIGNATURE_PREDICT_RATING_FROM_RATINGS,
+    **{
+      contracts.INPUT_MOVIE_IDS: given_ids[person].tolist(),
+      contracts.INPUT_RATINGS: given_ratings[person],
+      contracts.INPUT_MOVIE_ID: scored.movie_ids.tolist(),
+    },
+  )
+  return {
+    "users": len(given),
+    "model": {
+      **metrics_lib.retrieval_metrics(ranker, person, movies, scored.ratings),
+      **_rating_metrics(predictions, scored.ratings),
+    },
+    "most_popular": metrics_lib.retrieval_metrics(
+      _popularity(model, ranker), person, movies, scored.ratings
+    ),
+  }
+
+
+def evaluate(
+  model, known: RawRatings, eval_: RawRatings, new: RawRatings, baseline_model=None
+) -> dict:
+  """Every metric of the model, of the last blessed model and of the baselines."""
+  report = known_users(model, known, eval_)
+  report["new_users"] = new_users(model, new)
+  report["rating_counts"] = {
+    split: {
+      f"{value:g}": int(count)
+      for value, count in zip(*np.unique(ratings, return_counts=True), strict=True)
+    }
+    for split, ratings in (("known", known.ratings), (contracts.EVAL, eval_.ratings))
   }
   if baseline_model is not None:
-    # The last blessed model has its own vocabulary: map the eval pairs through raw ids.
-    baseline_ranker = metrics_lib.serving_model_ranker(baseline_model)
-    baseline_users = baseline_model.core.user_index(tf.constant(raw_users.tolist())).numpy()
-    baseline_movies = baseline_model.core.movie_index(tf.constant(raw_movies.tolist())).numpy()
+    users, movies = rows_of(baseline_model, eval_)  # its own tables
     report["baseline_model"] = metrics_lib.retrieval_metrics(
-      baseline_ranker, baseline_users, baseline_movies, eval_rating
+      metrics_lib.serving_model_ranker(baseline_model), users, movies, eval_.ratings
     )
   return report
 
 
 def evaluate_artifacts(
   serving_model_uri: str,
-  transformed_examples,
-  transform_graph_uri: str,
+  examples_artifact,
+  schema,
   output_uri: str,
   baseline_model_uri: str | None = None,
 ) -> dict:
-  model_dir = path_utils.serving_model_path(serving_model_uri)
   model = load_serving_model(serving_model_uri)
   baseline = load_serving_model(baseline_model_uri) if baseline_model_uri else None
-  spec = tft.TFTransformOutput(transform_graph_uri).transformed_feature_spec()
-  train = examples.read_interactions(transformed_examples, "train", spec)
-  eval_ = examples.read_interactions(transformed_examples, "eval", spec)
-  report = evaluate(model, model_dir, train, eval_, baseline)
+  spec = raw_feature_spec(schema)
+  split = lambda name: read_raw(examples_artifact, name, spec)  # noqa: E731
+  report = evaluate(
+    model,
+    known=split(contracts.TRAIN).concat(split(contracts.VALIDATION)),
+    eval_=split(contracts.EVAL),
+    new=split(contracts.NEW_USERS),
+    baseline_model=baseline,
+  )
   tf.io.gfile.makedirs(output_uri)
   with tf.io.gfile.GFile(os.path.join(output_uri, contracts.RETRIEVAL_EVALUATION_FILE), "w") as f:
     json.dump(report, f, indent=1)

@@ -1,4 +1,10 @@
-"""Plain functions behind ServingModelBuilder (testable without a pipeline)."""
+"""Plain functions behind ServingModelBuilder (testable without a pipeline).
+
+The serving model answers with precomputed vectors: each known user's query
+from their whole known history (train and validation: everything before the
+eval period), and every catalog movie's candidate vector, the movies without
+a training rating included (from their title and year).
+"""
 
 from __future__ import annotations
 
@@ -10,80 +16,140 @@ import tensorflow_transform as tft
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
+from modules import interactions
 from modules.serving import serving_model
 from modules.transform import examples
 from nfrec import contracts
 
-
-def _first_value(feature) -> object:
-  kind = feature.WhichOneof("kind")
-  values = getattr(feature, kind).value if kind else []
-  if not values:
-    return None
-  value = values[0]
-  return value.decode("utf-8") if isinstance(value, bytes) else value
+CHUNK = 4096  # users or movies per tower call
 
 
-def read_catalog(movies_examples) -> dict[str, tuple[str, int]]:
-  """Movie_ID (as string) -> (title, year) from the catalog examples (every split)."""
-  files = [
-    path
-    for split in artifact_utils.decode_split_names(movies_examples.split_names)
-    for path in sorted(tf.io.gfile.glob(examples.split_pattern(movies_examples, split)))
-  ]
-  catalog = {}
-  for record in tf.data.TFRecordDataset(files, compression_type="GZIP").as_numpy_iterator():
-    feature = tf.train.Example.FromString(record).features.feature
-    movie_id = _first_value(feature[contracts.MOVIE_ID])
-    year = _first_value(feature[contracts.YEAR])
-    catalog[str(movie_id)] = (
-      _first_value(feature[contracts.TITLE]) or "",
-      int(year) if year is not None else 0,
+def _chunks(count: int):
+  for start in range(0, count, CHUNK):
+    yield slice(start, min(start + CHUNK, count))
+
+
+def user_vectors(core, histories: interactions.Histories, num_users: int) -> dict[str, np.ndarray]:
+  """The user tower's output for every vocabulary user, from their histories."""
+  window = int(core.history_window)
+  parts: dict[str, list] = {"query": [], "vector": [], "bias": []}
+  for rows in _chunks(num_users):
+    users = np.arange(rows.start, rows.stop, dtype=np.int64)
+    movies, ratings, length = histories.padded(users, max(window, 1))
+    out = core.user_tower(
+      tf.constant(users), tf.constant(movies), tf.constant(ratings), tf.constant(length)
     )
-  return catalog
+    for name in parts:
+      parts[name].append(out[name].numpy())
+  dim = lambda name: 0 if name == "bias" else None  # noqa: E731
+  return {
+    name: np.concatenate(values)
+    if values
+    else np.zeros((0,) if dim(name) == 0 else (0, 1), np.float32)
+    for name, values in parts.items()
+  }
+
+
+def candidate_rows(movie_vocabulary: list[str], catalog: examples.Catalog) -> tuple[list, list]:
+  """(movie ids of the candidates, their catalog rows or -1): the vocabulary's movies
+  first (candidate row = vocabulary index), then catalog movies without ratings."""
+  in_vocabulary = set(movie_vocabulary)
+  catalog_row = {movie_id: row for row, movie_id in enumerate(catalog.movie_ids.tolist())}
+  cold = [movie_id for movie_id in catalog.movie_ids.tolist() if movie_id not in in_vocabulary]
+  ids = list(movie_vocabulary) + cold
+  return ids, [catalog_row.get(movie_id, -1) for movie_id in ids]
+
+
+def movie_vectors(core, num_vocabulary_movies: int, rows: list, catalog: examples.Catalog) -> dict:
+  """The movie tower's output for every candidate, from its catalog features."""
+  rows = np.asarray(rows, np.int64)
+  found = rows >= 0
+  tokens = np.zeros((len(rows), max(catalog.title_tokens.shape[1], 1)), np.int64)
+  tokens[found, : catalog.title_tokens.shape[1]] = catalog.title_tokens[rows[found]]
+  years = np.zeros(len(rows), np.int64)
+  years[found] = catalog.year_bucket[rows[found]]
+  index = np.minimum(np.arange(len(rows)), num_vocabulary_movies)  # cold movies: the OOV row
+  parts: dict[str, list] = {"candidate": [], "vector": [], "bias": []}
+  for part in _chunks(len(rows)):
+    out = core.movie_tower(
+      tf.constant(index[part]), tf.constant(tokens[part]), tf.constant(years[part])
+    )
+    for name in parts:
+      parts[name].append(out[name].numpy())
+  return {name: np.concatenate(values) for name, values in parts.items()}
 
 
 def build_index(
   core,
   movie_vocabulary: list[str],
   num_users: int,
-  catalog: dict[str, tuple[str, int]],
-  interactions,
+  catalog: examples.Catalog,
+  known: interactions.Ratings,
 ) -> tuple[serving_model.IndexData, dict]:
-  """IndexData for the serving model, and counts for the run report."""
+  """IndexData for the serving model, and counts for the run report. `known` is every
+  rating before the eval period (train and validation)."""
   num_movies = len(movie_vocabulary)
-  candidate_vectors = core.movie_vectors(tf.range(num_movies, dtype=tf.int64)).numpy()
-  titled = [catalog.get(movie_id) for movie_id in movie_vocabulary]
-  missing = sum(entry is None for entry in titled)
+  ids, rows = candidate_rows(movie_vocabulary, catalog)
+  missing = sum(row < 0 for row in rows)
   if missing:
     logging.warning(
-      "%d rated movies are not in the movie catalog; they are served with an empty title.", missing
+      "%d rated movies are not in the movie catalog; they are served with an empty title.",
+      missing,
     )
+  users = user_vectors(core, interactions.Histories(known, num_users), num_users)
+  movies = movie_vectors(core, num_movies, rows, catalog)
   stats = serving_model.interactions_index(
-    *interactions, num_users=num_users, num_movies=num_movies
+    known.user, known.movie, known.rating, num_users=num_users, num_movies=num_movies
   )
+  cold = len(ids) - num_movies
+  pad = lambda values, fill: np.concatenate([values, np.full(cold, fill, values.dtype)])  # noqa: E731
+  titled = np.asarray(rows) >= 0
   index = serving_model.IndexData(
-    movie_ids=np.array(movie_vocabulary, dtype=object),
-    titles=np.array([entry[0] if entry else "" for entry in titled], dtype=object),
-    years=np.array([entry[1] if entry else 0 for entry in titled], dtype=np.int64),
-    candidate_vectors=candidate_vectors.astype(np.float32),
-    **stats,
+    movie_ids=np.array(ids, dtype=object),
+    titles=np.where(
+      titled, catalog.titles[np.asarray(rows)] if len(catalog.titles) else "", ""
+    ).astype(object),
+    years=np.where(titled, catalog.years[np.asarray(rows)] if len(catalog.years) else 0, 0).astype(
+      np.int64
+    ),
+    candidate_vectors=movies["candidate"].astype(np.float32),
+    movie_vectors=movies["vector"].astype(np.float32),
+    movie_biases=movies["bias"].astype(np.float32),
+    movie_counts=pad(stats["movie_counts"], 0),
+    movie_mean_rating=pad(stats["movie_mean_rating"], np.float32(stats["global_mean_rating"])),
+    user_queries=users["query"].astype(np.float32),
+    user_vectors=users["vector"].astype(np.float32),
+    user_biases=users["bias"].astype(np.float32),
+    user_mean_rating=stats["user_mean_rating"],
+    global_mean_rating=stats["global_mean_rating"],
+    rated_row_splits=stats["rated_row_splits"],
+    rated_movies=stats["rated_movies"],
+    num_vocabulary_movies=num_movies,
   )
   report = {
-    "indexed_movies": num_movies,
+    "indexed_movies": len(ids),
+    "movies_without_ratings": cold,
     "known_users": num_users,
-    "catalog_movies": len(catalog),
+    "catalog_movies": len(catalog.movie_ids),
     "indexed_movies_without_title": missing,
-    "training_interactions": int(stats["rated_movies"].size),
+    "known_interactions": int(stats["rated_movies"].size),
   }
   return index, report
+
+
+def _split_patterns(examples_artifact) -> list[str]:
+  return [
+    examples.split_pattern(examples_artifact, split)
+    for split in artifact_utils.decode_split_names(examples_artifact.split_names)
+  ]
 
 
 def build_from_artifacts(
   model_uri: str,
   transform_graph_uri: str,
   transformed_examples,
-  movies,
+  catalog_examples,
+  catalog_transform_graph_uri: str,
   output_uri: str,
   top_k: int,
   rating_min: float,
@@ -94,14 +160,24 @@ def build_from_artifacts(
   tf_transform_output = tft.TFTransformOutput(transform_graph_uri)
   core = tf.saved_model.load(path_utils.serving_model_path(model_uri))
   movie_vocabulary = [
-    token.decode("utf-8") if isinstance(token, bytes) else token
+    token.decode("utf-8")
     for token in tf_transform_output.vocabulary_by_name(contracts.MOVIE_VOCABULARY)
   ]
   num_users = tf_transform_output.vocabulary_size_by_name(contracts.USER_VOCABULARY)
-  interactions = examples.read_interactions(
-    transformed_examples, "train", tf_transform_output.transformed_feature_spec()
+  spec = tf_transform_output.transformed_feature_spec()
+  known = interactions.Ratings.from_columns(
+    examples.read_columns(
+      [
+        examples.split_pattern(transformed_examples, split)
+        for split in (contracts.TRAIN, contracts.VALIDATION)
+      ],
+      spec,
+    )
   )
-  index, report = build_index(core, movie_vocabulary, num_users, read_catalog(movies), interactions)
+  catalog = examples.read_catalog(
+    _split_patterns(catalog_examples), tft.TFTransformOutput(catalog_transform_graph_uri)
+  )
+  index, report = build_index(core, movie_vocabulary, num_users, catalog, known)
   model = serving_model.ServingModel(
     core,
     index,

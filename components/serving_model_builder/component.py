@@ -1,11 +1,11 @@
-"""ServingModelBuilder: the Trainer's model + catalog -> the model we serve.
+"""ServingModelBuilder: the Trainer's core model + what is known -> the model we serve.
 
-The standard Trainer sees one Examples channel (the ratings), so the movie
-catalog (titles, years) and the retrieval index are joined here, in a step
-with its own lineage: inputs are the trained core model, the Transform graph
-(vocabularies), the transformed ratings (what each user already rated,
-popularity, mean ratings) and the catalog examples; the output is a `Model`
-artifact the Evaluator checks and the Pusher pushes.
+The served model answers from precomputed vectors, so they are computed here,
+in a step with its own lineage: every known user's query from their history
+(the transformed train and validation ratings), every catalog movie's vector
+(the catalog Transform's output: title tokens and year; movies without ratings
+included), the exclusions, popularity and mean ratings. The output is a `Model`
+artifact the Evaluators check and the Pusher pushes.
 """
 
 from tfx import v1 as tfx
@@ -19,7 +19,8 @@ def ServingModelBuilder(
   model: tfx.dsl.components.InputArtifact[standard_artifacts.Model],
   transform_graph: tfx.dsl.components.InputArtifact[standard_artifacts.TransformGraph],
   transformed_examples: tfx.dsl.components.InputArtifact[standard_artifacts.Examples],
-  movies: tfx.dsl.components.InputArtifact[standard_artifacts.Examples],
+  catalog: tfx.dsl.components.InputArtifact[standard_artifacts.Examples],
+  catalog_transform_graph: tfx.dsl.components.InputArtifact[standard_artifacts.TransformGraph],
   serving_model: tfx.dsl.components.OutputArtifact[standard_artifacts.Model],
   top_k: tfx.dsl.components.Parameter[int],
   rating_min: tfx.dsl.components.Parameter[float],
@@ -38,7 +39,8 @@ def ServingModelBuilder(
     model_uri=model.uri,
     transform_graph_uri=transform_graph.uri,
     transformed_examples=transformed_examples,
-    movies=movies,
+    catalog_examples=catalog,
+    catalog_transform_graph_uri=catalog_transform_graph.uri,
     output_uri=serving_model.uri,
     top_k=top_k,
     rating_min=rating_min,

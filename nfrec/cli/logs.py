@@ -25,7 +25,7 @@ KNOWN_NOISE = re.compile(
       r"Compiled the loaded model, but the compiled metrics have yet to be built",
       r"No training configuration found in save file",
       r"Falling back to FORMAT_TF_EXAMPLE",
-      r"Skipping full serialization of Keras layer",
+      r"Skipping full serialization of (TF-)?Keras layer",
       r"Function `.*` contains input name\(s\)",
       r"is deprecated and will be removed in a future version",
       r"arguments contain non-serializable objects",

@@ -59,7 +59,10 @@ def _print_summary(summary: dict) -> None:
   trainer = summary.get("trainer_metrics", {})
   if trainer:
     print(
-      "trainer (eval split): "
+      f"trainer (validation split, epoch {trainer.get('epochs_selected')} of "
+      f"{trainer.get('epochs_run')} selected"
+      + (", then refit on train + validation" if trainer.get("refit_on_validation") else "")
+      + "): "
       + ", ".join(
         f"{name} {trainer[name]:.4f}" for name in contracts.METRIC_LABELS if name in trainer
       )
@@ -82,6 +85,14 @@ def _print_summary(summary: dict) -> None:
           f"retrieval, {label:<12} (eval split, filtered recall/NDCG): "
           + ", ".join(f"{name} {retrieval[who][name]:.4f}" for name in contracts.RETRIEVAL_METRICS)
         )
+    new = retrieval.get("new_users") or {}
+    if new:
+      recall = contracts.recall_at(10)
+      print(
+        f"new users ({new['users']:,}, never trained on; half their ratings given): "
+        f"model {recall} {new['model'][recall]:.4f}, RMSE {new['model'][contracts.RMSE]:.4f}; "
+        f"most popular {recall} {new['most_popular'][recall]:.4f}"
+      )
     print(
       "rating baselines (eval split): "
       + ", ".join(
@@ -174,7 +185,11 @@ def cmd_recommend(args) -> int:
   from nfrec.serving import client as serving_client
 
   recommender = serving_client.Recommender(args.model)
-  for result in recommender.recommend(args.user):
+  if args.ratings is not None:
+    results = [recommender.recommend_from_ratings(recommender.parse_ratings(args.ratings))]
+  else:
+    results = recommender.recommend(args.user)
+  for result in results:
     result["items"] = result["items"][: args.k]
     print(serving_client.format_recommendations(result))
   return 0
@@ -322,7 +337,14 @@ def build_parser() -> argparse.ArgumentParser:
   run.set_defaults(func=cmd_run)
 
   recommend = commands.add_parser("recommend", help="top movies for users, from the pushed model")
-  recommend.add_argument("--user", action="append", required=True)
+  who = recommend.add_mutually_exclusive_group(required=True)
+  who.add_argument("--user", action="append", help="a known user's User_ID (repeatable)")
+  who.add_argument(
+    "--ratings",
+    metavar="MOVIE:RATING,...",
+    help="someone the model has never seen, by their ratings, oldest first; a movie is a "
+    'Movie_ID or an exact title (e.g. "Heat:5,1234:2")',
+  )
   recommend.add_argument("-k", type=int, default=10)
   recommend.add_argument("--model", default=DEFAULT_MODEL)
   recommend.set_defaults(func=cmd_recommend)

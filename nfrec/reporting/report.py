@@ -66,6 +66,68 @@ def _metrics_table(summary: dict) -> str:
   return f"<table><tr><th></th>{head}</tr>{body}</table>"
 
 
+def new_user_rows(summary: dict) -> list[tuple[str, dict]]:
+  """(row name, {metric: value}) of the new-user protocol: the model answering from
+  the ratings given at request time, beside most popular (docs/metrics.md)."""
+  new = summary.get("retrieval_evaluation", {}).get("new_users") or {}
+  return [
+    (name, new[key])
+    for key, name in (("model", "this model"), ("most_popular", "most popular"))
+    if key in new
+  ]
+
+
+def _table(rows: list[tuple[str, dict]], columns: dict) -> str:
+  head = "".join(f"<th>{html.escape(label)}</th>" for label in columns.values())
+  body = ""
+  for name, values in rows:
+    cells = "".join(
+      f"<td>{values[key]:.4f}</td>"
+      if isinstance(values.get(key), float)
+      else f"<td>{html.escape(str(values.get(key, '')))}</td>"
+      for key in columns
+    )
+    body += f"<tr><th>{html.escape(name)}</th>{cells}</tr>"
+  return f"<table><tr><th></th>{head}</tr>{body}</table>"
+
+
+def _new_users_section(summary: dict) -> str:
+  rows = new_user_rows(summary)
+  if not rows:
+    return ""
+  users = summary["retrieval_evaluation"]["new_users"].get("users", 0)
+  columns = {
+    key: contracts.METRIC_LABELS[key]
+    for key in (contracts.recall_at(10), contracts.ndcg_at(10), contracts.RMSE, contracts.MAE)
+  }
+  return (
+    "<h2>New users</h2>"
+    f"<p>{users:,} users the model never saw in training; the first half of each one's "
+    "ratings is given at request time (<code>recommend_from_ratings</code>, "
+    "<code>predict_rating_from_ratings</code>), the rest is scored.</p>" + _table(rows, columns)
+  )
+
+
+def _activity_section(summary: dict) -> str:
+  model = summary.get("retrieval_evaluation", {}).get("model", {})
+  by_recall = {b["known_ratings"]: b for b in model.get("recall_by_activity", [])}
+  by_rmse = {b["known_ratings"]: b for b in model.get("rmse_by_activity", [])}
+  if not by_recall and not by_rmse:
+    return ""
+  rows = [
+    (f"{bucket} known ratings", {**by_rmse.get(bucket, {}), **by_recall.get(bucket, {})})
+    for bucket in dict.fromkeys([*by_rmse, *by_recall])
+  ]
+  columns = {
+    "users": "users",
+    "eval_pairs": "eval pairs",
+    contracts.recall_at(10): contracts.METRIC_LABELS[contracts.recall_at(10)],
+    contracts.ndcg_at(10): contracts.METRIC_LABELS[contracts.ndcg_at(10)],
+    contracts.RMSE: contracts.METRIC_LABELS[contracts.RMSE],
+  }
+  return "<h2>Light and heavy users (eval split)</h2>" + _table(rows, columns)
+
+
 def _plots(summary: dict) -> list[str]:
   retrieval = summary.get("retrieval_evaluation", {})
   plots = []
@@ -103,7 +165,7 @@ def _plots(summary: dict) -> list[str]:
   buckets = retrieval.get("model", {}).get("rmse_by_activity")
   if buckets:
     figure, axis = plt.subplots(figsize=(4.5, 3))
-    axis.bar([b["training_ratings"] for b in buckets], [b[contracts.RMSE] for b in buckets])
+    axis.bar([b["known_ratings"] for b in buckets], [b[contracts.RMSE] for b in buckets])
     for name, values in retrieval.get("rating_baselines", {}).items():
       axis.axhline(
         values[contracts.RMSE],
@@ -111,7 +173,7 @@ def _plots(summary: dict) -> list[str]:
         color="gray" if "mean" in name else "black",
         label=f"{name.replace('_', ' ')} (all users)",
       )
-    axis.set(title="RMSE by user activity", xlabel="user's training ratings", ylabel="RMSE")
+    axis.set(title="RMSE by user activity", xlabel="user's known ratings", ylabel="RMSE")
     axis.legend(fontsize=7)
     plots.append(_png(figure))
   if retrieval.get("model", {}).get("recall_curve"):
@@ -136,12 +198,12 @@ def _statistics_table(statistics_uri: str) -> tuple[str, str]:
   from tensorflow_data_validation.utils import display_util
 
   rows, facets = "", ""
-  for split in ("train", "eval"):
+  for split in contracts.SPLITS:
     path = os.path.join(statistics_uri, f"Split-{split}", "FeatureStats.pb")
     if not os.path.exists(path):
       continue
     stats = tfdv.load_stats_binary(path)
-    if split == "train":
+    if split == contracts.TRAIN:
       facets = display_util.get_statistics_html(stats)
     for feature in stats.datasets[0].features:
       numeric = feature.num_stats
@@ -197,10 +259,13 @@ def write(output_dir: str, summary: dict) -> str:
     f"wall time {summary.get('wall_time_s')} s</p>",
     verdict,
     "<h2>Metrics on the eval split</h2>",
-    "<p>Rating metrics of the model are TFMA's, on the serving signature. Recall and NDCG are "
-    "filtered (the user's training movies excluded; relevant = rated 4 or more); top-K "
-    "accuracy excludes nothing (the seed's metric).</p>",
+    "<p>The eval split is the known users' future (docs/metrics.md). Rating metrics of the "
+    "model are TFMA's, on the serving signature. Recall and NDCG are filtered (the user's "
+    "known movies excluded; relevant = rated 4 or more); top-K accuracy excludes nothing "
+    "(the seed's metric).</p>",
     _metrics_table(summary),
+    _activity_section(summary),
+    _new_users_section(summary),
     "<h2>Plots</h2>",
     "".join(_plots(summary)),
     "<h2>Data</h2>",

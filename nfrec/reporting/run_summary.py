@@ -138,6 +138,18 @@ def summarize(config: config_lib.PipelineConfig, store, since_ms: int = 0) -> di
 
   statistics = output(pipeline_lib.STATISTICS_GEN, "statistics")
   data = {"ratings": example_counts(statistics)} if statistics else {}
+  examples = output(pipeline_lib.RATINGS_GEN, "examples")
+  if examples:
+    data["split_protocol"] = _property(examples, contracts.SPLIT_PROTOCOL_PROPERTY)
+  # Where the splits and the model of this run are (benchmarks score peers on them).
+  summary["artifacts"] = {
+    name: artifact.uri
+    for name, artifact in (
+      ("examples", examples),
+      ("serving_model", output(pipeline_lib.SERVING_MODEL_BUILDER, "serving_model")),
+    )
+    if artifact
+  }
   builder_model = output(pipeline_lib.SERVING_MODEL_BUILDER, "serving_model")
   if builder_model:
     data.update(
@@ -146,6 +158,7 @@ def summarize(config: config_lib.PipelineConfig, store, since_ms: int = 0) -> di
         for name in (
           "known_users",
           "indexed_movies",
+          "movies_without_ratings",
           "catalog_movies",
           "indexed_movies_without_title",
         )
@@ -155,6 +168,9 @@ def summarize(config: config_lib.PipelineConfig, store, since_ms: int = 0) -> di
   validation = output(pipeline_lib.EXAMPLE_VALIDATOR, "anomalies")
   if validation:
     summary["anomalies"] = anomalies(validation)
+  movies_validation = output(pipeline_lib.MOVIES_EXAMPLE_VALIDATOR, "anomalies")
+  if movies_validation:
+    summary["movies_anomalies"] = anomalies(movies_validation)
 
   model_run = output(pipeline_lib.TRAINER, "model_run")
   trainer_metrics_path = model_run and os.path.join(model_run.uri, contracts.TRAINER_METRICS_FILE)

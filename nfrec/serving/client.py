@@ -34,6 +34,9 @@ class Recommender:
     self._model = tf.saved_model.load(self.version_dir)
     self._recommend = self._model.signatures[contracts.SIGNATURE_RECOMMEND]
     self._predict_rating = self._model.signatures[contracts.SIGNATURE_PREDICT_RATING]
+    self._recommend_from_ratings = self._model.signatures[
+      contracts.SIGNATURE_RECOMMEND_FROM_RATINGS
+    ]
 
   def most_active_user(self) -> str:
     """First entry of the model's user vocabulary (Transform sorts it by rating count)."""
@@ -42,26 +45,33 @@ class Recommender:
 
   def recommend(self, user_ids: list[str]) -> list[dict]:
     out = self._recommend(**{contracts.INPUT_USER_ID: tf.constant(user_ids, tf.string)})
-    columns = [
-      out[name].numpy()
-      for name in (
-        contracts.OUTPUT_MOVIE_IDS,
-        contracts.OUTPUT_TITLES,
-        contracts.OUTPUT_YEARS,
-        contracts.OUTPUT_SCORES,
-      )
-    ]
-    return [
-      {
-        "user_id": user_id,
-        "popular_fallback": bool(out[contracts.OUTPUT_POPULAR_FALLBACK][row]),
-        "items": [
-          {"movie_id": m.decode(), "title": t.decode(), "year": int(y), "score": float(s)}
-          for m, t, y, s in zip(*(column[row] for column in columns), strict=True)
-        ],
+    return _recommendations(out, user_ids)
+
+  def recommend_from_ratings(self, ratings: dict[str, float]) -> dict:
+    """The top K for a person the model has never seen, from their ratings
+    ({Movie_ID: rating}, oldest first); the given movies are not recommended back."""
+    out = self._recommend_from_ratings(
+      **{
+        contracts.INPUT_MOVIE_IDS: tf.constant([list(ratings) or [""]], tf.string),
+        contracts.INPUT_RATINGS: tf.constant([list(ratings.values()) or [0.0]], tf.float32),
       }
-      for row, user_id in enumerate(user_ids)
-    ]
+    )
+    return _recommendations(out, ["(from the given ratings)"])[0]
+
+  def parse_ratings(self, text: str) -> dict[str, float]:
+    """ "MOVIE:RATING,..." -> {Movie_ID: rating}; a movie is an id or an exact title
+    (resolved as `resolve_movie` does: an ambiguous title is an error)."""
+    ratings = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+      movie, separator, value = item.rpartition(":")
+      if not separator or not movie.strip():
+        raise ValueError(f"{item!r}: expected MOVIE:RATING (a Movie_ID or title, then a rating)")
+      try:
+        rating = float(value)
+      except ValueError:
+        raise ValueError(f"{item!r}: the rating {value!r} is not a number") from None
+      ratings[self.resolve_movie(movie)] = rating
+    return ratings
 
   def movies_titled(self, title: str) -> list[dict]:
     """Every indexed movie with this title (case-insensitive): titles are not unique."""
@@ -106,10 +116,35 @@ class Recommender:
     ]
 
 
+def _recommendations(out: dict, user_ids: list[str]) -> list[dict]:
+  """The recommend outputs of a batch, one dict per row."""
+  columns = [
+    out[name].numpy()
+    for name in (
+      contracts.OUTPUT_MOVIE_IDS,
+      contracts.OUTPUT_TITLES,
+      contracts.OUTPUT_YEARS,
+      contracts.OUTPUT_SCORES,
+    )
+  ]
+  return [
+    {
+      "user_id": user_id,
+      "popular_fallback": bool(out[contracts.OUTPUT_POPULAR_FALLBACK][row]),
+      "items": [
+        {"movie_id": m.decode(), "title": t.decode(), "year": int(y), "score": float(s)}
+        for m, t, y, s in zip(*(column[row] for column in columns), strict=True)
+        if m  # "" pads a row with fewer than K movies left to recommend
+      ],
+    }
+    for row, user_id in enumerate(user_ids)
+  ]
+
+
 def format_recommendations(result: dict) -> str:
   lines = [
     f"Top {len(result['items'])} for user {result['user_id']}"
-    + (" (unknown user: most popular movies)" if result["popular_fallback"] else "")
+    + (" (no known user or movie: most popular movies)" if result["popular_fallback"] else "")
   ]
   lines.append(f"{'rank':>4}  {'Movie_ID':>8}  {'year':>4}  {'score':>7}  title")
   for rank, item in enumerate(result["items"], 1):

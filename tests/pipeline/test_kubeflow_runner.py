@@ -65,15 +65,19 @@ def test_every_component_is_a_task_with_the_pipeline_edges(spec):
   edges = {name: set(task.dependent_tasks) for name, task in tasks.items()}
   assert edges["StatisticsGen"] == {"RatingsExampleGen"}
   assert edges["ExampleValidator"] == {"StatisticsGen", "ImportSchemaGen"}
-  assert edges["DataGate"] == {"ExampleValidator"}
-  # Transform waits for the data gate: no training on anomalous data.
+  assert edges["MoviesExampleValidator"] == {"MoviesStatisticsGen", "MoviesSchemaGen"}
+  assert edges["DataGate"] == {"ExampleValidator", "MoviesExampleValidator"}
+  # Both Transforms wait for the data gate: no training on anomalous data.
   assert edges["Transform"] == {"RatingsExampleGen", "ImportSchemaGen", "DataGate"}
-  assert edges["Trainer"] == {"Transform", "ImportSchemaGen"}
-  assert edges["ServingModelBuilder"] == {"Trainer", "Transform", "MoviesExampleGen"}
+  assert edges["CatalogTransform"] == {"MoviesExampleGen", "MoviesSchemaGen", "DataGate"}
+  assert edges["Trainer"] == {"Transform", "CatalogTransform"}
+  assert edges["ServingModelBuilder"] == {"Trainer", "Transform", "CatalogTransform"}
   assert {"ServingModelBuilder", "RatingsExampleGen"} <= edges["Evaluator"]
   assert any("resolver" in name for name in edges["Evaluator"])  # the baseline model
   # The final gate: TFMA's rating blessing plus the retrieval metrics on the eval split.
-  assert {"Evaluator", "ServingModelBuilder", "Transform"} <= edges["RetrievalEvaluator"]
+  assert {"Evaluator", "ServingModelBuilder", "RatingsExampleGen", "ImportSchemaGen"} <= edges[
+    "RetrievalEvaluator"
+  ]
   assert edges["Pusher"] == {"RetrievalEvaluator", "ServingModelBuilder"}
   assert all(tasks[name].caching_options.enable_cache for name in COMPONENTS)
 

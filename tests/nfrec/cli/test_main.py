@@ -116,3 +116,17 @@ def test_compile_kubeflow_with_an_unknown_runner(tmp_path):
     ),
     "invalid choice: 'dataflw'",
   )
+
+
+def test_recommend_for_someone_new_from_their_ratings(saved_model_dir):
+  model = os.path.dirname(saved_model_dir)
+  result = _nfrec("recommend", "--ratings", "Heat:5,100:4", "--model", model)
+  assert result.returncode == 0, result.stderr[-2000:]
+  lines = result.stdout.splitlines()
+  assert lines[0] == "Top 3 for user (from the given ratings)"
+  recommended = {line.split()[1] for line in lines[2:]}
+  assert recommended == {"200", "400", "500"}  # 300 (Heat) and 100 are not given back
+  _one_line_error(
+    _nfrec("recommend", "--ratings", "Hamlet:5", "--model", model),
+    "2 movies are titled 'Hamlet'",
+  )

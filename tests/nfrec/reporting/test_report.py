@@ -18,7 +18,13 @@ SUMMARY = {
       "recall_at_10": 0.25,
       "rmse": 0.9,  # RetrievalEvaluator's own; TFMA's wins in the table
       "recall_curve": {"1": 0.1, "10": 0.25},
-      "rmse_by_activity": [{"training_ratings": "1-4", "eval_pairs": 3, "rmse": 1.0}],
+      "rmse_by_activity": [{"known_ratings": "1-4", "eval_pairs": 3, "rmse": 1.0}],
+      "recall_by_activity": [{"known_ratings": "1-4", "users": 2, "recall_at_10": 0.125}],
+    },
+    "new_users": {
+      "users": 40,
+      "model": {"recall_at_10": 0.375, "rmse": 0.95},
+      "most_popular": {"recall_at_10": 0.1875},
     },
     "most_popular": {"recall_at_10": 0.2, "recall_curve": {"1": 0.05, "10": 0.2}},
     "rating_baselines": {"global_mean": {"rmse": 1.1, "mae": 0.9}},
@@ -41,6 +47,10 @@ def test_the_report_shows_the_verdict_metrics_and_four_plots(tmp_path):
   assert rows["most popular"]["recall_at_10"] == 0.2
   assert rows["global mean"]["rmse"] == 1.1
   assert "<td>0.8123</td>" in page and "<td>0.2500</td>" in page
+  # The light/heavy-user slice and the new-user protocol, each beside its baseline.
+  assert "1-4 known ratings" in page and "<td>0.1250</td>" in page
+  assert dict(report.new_user_rows(SUMMARY))["most popular"]["recall_at_10"] == 0.1875
+  assert "40 users the model never saw" in page and "<td>0.3750</td>" in page
   # rating distribution, training curves, RMSE by activity, recall@K
   assert page.count("data:image/png;base64,") == 4
   assert not os.path.exists(tmp_path / report.STATISTICS_FILE)  # no statistics given

@@ -32,3 +32,23 @@ def test_no_version_is_a_clear_error(tmp_path):
   (tmp_path / ".incoming-1").mkdir()  # a staging folder is never a version
   with pytest.raises(serving_client.ModelNotFound, match="no model version"):
     serving_client.Recommender(str(tmp_path))
+
+
+def test_recommend_from_ratings_takes_ids_or_titles_and_never_gives_them_back(saved_model_dir):
+  recommender = serving_client.Recommender(os.path.dirname(saved_model_dir))
+  given = recommender.parse_ratings("100:5, Up:2.5")
+  assert given == {"100": 5.0, "400": 2.5}
+  top = recommender.recommend_from_ratings(given)
+  assert not top["popular_fallback"]
+  ids = [item["movie_id"] for item in top["items"]]
+  assert sorted(ids) == ["200", "300", "500"]  # padding dropped, given movies excluded
+  # Titles are resolved as `rate` resolves them: an ambiguous one is an error.
+  with pytest.raises(LookupError, match="2 movies are titled 'Hamlet'"):
+    recommender.parse_ratings("Hamlet:5")
+  with pytest.raises(ValueError, match="expected MOVIE:RATING"):
+    recommender.parse_ratings("100")
+  with pytest.raises(ValueError, match="the rating 'five' is not a number"):
+    recommender.parse_ratings("100:five")
+  # Nobody known: the popular list, flagged.
+  assert recommender.recommend_from_ratings({})["popular_fallback"]
+  assert recommender.recommend_from_ratings({"999": 4.0})["popular_fallback"]
