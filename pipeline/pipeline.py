@@ -161,6 +161,7 @@ def create_components(config: config_lib.PipelineConfig) -> list:
     rating_max=config.rating_max,
     index_type=config.index_type,
     scann_candidates=config.scann_candidates,
+    model_name=config.model_name,
     code_version=code_fingerprint("components.serving_model_builder.component"),
   ).with_id(SERVING_MODEL_BUILDER)
 

@@ -78,6 +78,8 @@ def test_metrics_blessing_and_push(first_run):
   )
   assert os.path.basename(version_dir).isdigit()
   assert os.path.exists(os.path.join(version_dir, "saved_model.pb"))
+  # TF Serving replays these before it serves the version (modules/serving/warmup.py).
+  assert os.path.exists(os.path.join(version_dir, "assets.extra", "tf_serving_warmup_requests"))
   assert "Top 10 for user" in stdout
 
 

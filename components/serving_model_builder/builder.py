@@ -17,7 +17,7 @@ from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
 from modules import interactions
-from modules.serving import serving_model
+from modules.serving import serving_model, warmup
 from modules.transform import examples
 from nfrec import contracts
 
@@ -156,6 +156,7 @@ def build_from_artifacts(
   rating_max: float,
   index_type: str,
   scann_candidates: int,
+  model_name: str,
 ) -> dict:
   tf_transform_output = tft.TFTransformOutput(transform_graph_uri)
   core = tf.saved_model.load(path_utils.serving_model_path(model_uri))
@@ -187,5 +188,13 @@ def build_from_artifacts(
     index_type=index_type,
     scann_candidates=scann_candidates,
   )
-  serving_model.save(model, path_utils.serving_model_path(output_uri))
+  export_dir = path_utils.serving_model_path(output_uri)
+  serving_model.save(model, export_dir)
+  users = tf_transform_output.vocabulary_by_name(contracts.USER_VOCABULARY)
+  warmup.write(
+    export_dir,
+    model_name,
+    user_id=users[0].decode() if len(users) else "",
+    movie_ids=movie_vocabulary[:3] or [""],
+  )
   return report

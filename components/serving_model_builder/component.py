@@ -27,9 +27,11 @@ def ServingModelBuilder(
   rating_max: tfx.dsl.components.Parameter[float],
   index_type: tfx.dsl.components.Parameter[str],
   scann_candidates: tfx.dsl.components.Parameter[int],
+  model_name: tfx.dsl.components.Parameter[str],
   code_version: tfx.dsl.components.Parameter[str],
 ) -> None:
-  """Writes the serving SavedModel to `<serving_model.uri>/Format-Serving`.
+  """Writes the serving SavedModel to `<serving_model.uri>/Format-Serving`, with TF
+  Serving warmup requests for `model_name` (modules/serving/warmup.py).
 
   `code_version` is a fingerprint of this component's and the serving
   module's source: it is part of the cache key, so editing them re-runs this step.
@@ -47,6 +49,7 @@ def ServingModelBuilder(
     rating_max=rating_max,
     index_type=index_type,
     scann_candidates=scann_candidates,
+    model_name=model_name,
   )
   for name, value in report.items():
     serving_model.set_int_custom_property(name, int(value))
