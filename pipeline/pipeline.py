@@ -6,6 +6,7 @@ import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 
 from components.atomic_pusher.component import AtomicPusher
+from components.batch_recommender.component import BatchRecommender
 from components.data_gate.component import DataGate
 from components.ratings_example_gen.component import RatingsExampleGen
 from components.recommender_trainer.component import RecommenderTrainer
@@ -34,6 +35,7 @@ BASELINE_RESOLVER = "latest_blessed_model_resolver"
 EVALUATOR = "Evaluator"
 RETRIEVAL_EVALUATOR = "RetrievalEvaluator"
 PUSHER = "Pusher"
+BATCH_RECOMMENDER = "BatchRecommender"
 
 CATALOG_SPLIT = "catalog"  # the movies ExampleGen's one split
 
@@ -205,6 +207,13 @@ def create_components(config: config_lib.PipelineConfig) -> list:
     ),
   ).with_id(PUSHER)
 
+  # Every known user's top K, as a table, for each blessed model.
+  batch_recommender = BatchRecommender(
+    serving_model=builder.outputs["serving_model"],
+    blessing=retrieval_evaluator.outputs["blessing"],
+    code_version=code_fingerprint("components.batch_recommender.component"),
+  ).with_id(BATCH_RECOMMENDER)
+
   return [
     ratings_gen,
     movies_gen,
@@ -223,6 +232,7 @@ def create_components(config: config_lib.PipelineConfig) -> list:
     evaluator,
     retrieval_evaluator,
     pusher,
+    batch_recommender,
   ]
 
 

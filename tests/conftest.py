@@ -29,6 +29,7 @@ PIPELINE_COMPONENTS = (
   "Evaluator",
   "RetrievalEvaluator",
   "Pusher",
+  "BatchRecommender",
 )
 
 TINY_SAMPLE = sample_data.SampleSpec(

@@ -109,6 +109,23 @@ def test_retrieval_metrics_and_baselines_gate_the_push_and_fill_the_report(first
   assert os.path.exists(os.path.join(output, "statistics.html"))  # TFDV's Facets view
 
 
+def test_batch_recommendations_of_the_blessed_model_match_the_served_answers(first_run):
+  import pyarrow.parquet as pq
+  import tensorflow as tf
+
+  _, summary, _ = first_run
+  table = pq.read_table(
+    os.path.join(summary["artifacts"]["recommendations"], "recommendations.parquet")
+  ).to_pandas()
+  assert table["user_id"].nunique() == summary["data"]["known_users"]
+  model = tf.saved_model.load(summary["pushed_to"])
+  users = table["user_id"].unique()[:5].tolist()
+  served = model.signatures["recommend"](user_id=tf.constant(users))["movie_ids"].numpy()
+  for user, expected in zip(users, served, strict=True):
+    got = table[table["user_id"] == user].sort_values("rank")["movie_id"].tolist()
+    assert got == [m.decode() for m in expected if m]
+
+
 def test_pushed_model_answers_in_a_tensorflow_only_process(first_run):
   _, summary, _ = first_run
   check = (

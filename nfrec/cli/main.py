@@ -195,6 +195,20 @@ def cmd_recommend(args) -> int:
   return 0
 
 
+def cmd_export_recommendations(args) -> int:
+  from modules.serving import batch
+  from nfrec.serving import client as serving_client
+
+  version_dir = serving_client.latest_version_dir(args.model)
+  report = batch.write_recommendations(version_dir, args.output)
+  print(
+    f"wrote {report['rows']:,} recommendations for {report['users']:,} users to "
+    f"{args.output}/{batch.PARQUET_FILE} and {batch.CSV_FILE} "
+    f"({report['seconds']} s, {report['users_per_second']:,.0f} users/s) from {version_dir}"
+  )
+  return 0
+
+
 def cmd_compile_kubeflow(args) -> int:
   from pipeline import kubeflow_runner
 
@@ -348,6 +362,14 @@ def build_parser() -> argparse.ArgumentParser:
   recommend.add_argument("-k", type=int, default=10)
   recommend.add_argument("--model", default=DEFAULT_MODEL)
   recommend.set_defaults(func=cmd_recommend)
+
+  export = commands.add_parser(
+    "export-recommendations",
+    help="the top K of every known user of the pushed model, as Parquet and CSV",
+  )
+  export.add_argument("--model", default=DEFAULT_MODEL)
+  export.add_argument("--output", required=True, help="folder to write the files into")
+  export.set_defaults(func=cmd_export_recommendations)
 
   rate = commands.add_parser("rate", help="predicted rating of a movie by a user")
   rate.add_argument("--user", required=True)

@@ -147,6 +147,7 @@ def summarize(config: config_lib.PipelineConfig, store, since_ms: int = 0) -> di
     for name, artifact in (
       ("examples", examples),
       ("serving_model", output(pipeline_lib.SERVING_MODEL_BUILDER, "serving_model")),
+      ("recommendations", output(pipeline_lib.BATCH_RECOMMENDER, "recommendations")),
     )
     if artifact
   }

@@ -130,3 +130,12 @@ def test_recommend_for_someone_new_from_their_ratings(saved_model_dir):
     _nfrec("recommend", "--ratings", "Hamlet:5", "--model", model),
     "2 movies are titled 'Hamlet'",
   )
+
+
+def test_export_recommendations_writes_every_known_user(saved_model_dir, tmp_path):
+  result = _nfrec(
+    "export-recommendations", "--model", os.path.dirname(saved_model_dir), "--output", str(tmp_path)
+  )
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert "recommendations for 3 users" in result.stdout
+  assert sorted(os.listdir(tmp_path)) == ["recommendations.csv", "recommendations.parquet"]
