@@ -46,7 +46,7 @@ class Splits:
       raw=raw,
       rows={split: evaluation.rows_of(model, ratings) for split, ratings in raw.items()},
       num_users=int(model.user_vectors.shape[0]),
-      num_movies=int(model.num_vocabulary_movies),
+      num_movies=int(model.core.num_movies.numpy()),
       num_candidates=int(model.candidate_vectors.shape[0]),
       model=model,
     )

@@ -197,6 +197,9 @@ class PipelineConfig:
   beam_extra_args: tuple = ()
   # tf.distribute strategy of the Trainer: "default", "mirrored", "multi_worker_mirrored".
   distribution_strategy: str = "default"
+  # Start the Trainer from the last blessed model (modules/trainer/warm_start.py). Off by
+  # default: the base model is a Trainer input, so an unchanged rerun would not be cached.
+  warm_start: bool = False
   enable_cache: bool = True
   metadata_path: str = ""  # "": <output_dir>/metadata.sqlite
 

@@ -134,6 +134,18 @@ def create_components(config: config_lib.PipelineConfig) -> list:
   for step in (transform, catalog_transform):
     step.add_upstream_node(data_gate)  # no Transform, hence no model, on anomalous data
 
+  # The baseline for the change thresholds: the last model that passed the whole
+  # gate (blessed by RetrievalEvaluator, not only by TFMA's rating gate).
+  baseline_model = tfx.dsl.Resolver(
+    strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+    model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+    model_blessing=tfx.dsl.Channel(
+      type=tfx.types.standard_artifacts.ModelBlessing,
+      producer_component_id=RETRIEVAL_EVALUATOR,
+      output_key="blessing",
+    ),
+  ).with_id(BASELINE_RESOLVER)
+
   trainer = RecommenderTrainer(
     run_fn=config_lib.RUN_FN,
     examples=transform.outputs["transformed_examples"],
@@ -142,12 +154,15 @@ def create_components(config: config_lib.PipelineConfig) -> list:
     catalog_transform_graph=catalog_transform.outputs["transform_graph"],
     # Fit on train, select on validation: the Trainer never reads eval or new_users.
     # (Steps are set by epochs in the hyperparameters.)
+    # Warm start: from the last blessed serving model (its weights, carried by id).
+    base_model=baseline_model.outputs["model"] if config.warm_start else None,
     train_args=tfx.proto.TrainArgs(splits=[contracts.TRAIN]),
     eval_args=tfx.proto.EvalArgs(splits=[contracts.VALIDATION]),
     custom_config={
       "hparams": config.hparams.to_dict(),
       "preset": config.preset,
       "distribution_strategy": config.distribution_strategy,
+      "warm_start": config.warm_start,
       "code_version": code_fingerprint(config_lib.RUN_FN),
     },
   ).with_id(TRAINER)
@@ -166,18 +181,6 @@ def create_components(config: config_lib.PipelineConfig) -> list:
     model_name=config.model_name,
     code_version=code_fingerprint("components.serving_model_builder.component"),
   ).with_id(SERVING_MODEL_BUILDER)
-
-  # The baseline for the change thresholds: the last model that passed the whole
-  # gate (blessed by RetrievalEvaluator, not only by TFMA's rating gate).
-  baseline_model = tfx.dsl.Resolver(
-    strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-    model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-    model_blessing=tfx.dsl.Channel(
-      type=tfx.types.standard_artifacts.ModelBlessing,
-      producer_component_id=RETRIEVAL_EVALUATOR,
-      output_key="blessing",
-    ),
-  ).with_id(BASELINE_RESOLVER)
 
   evaluator = tfx.components.Evaluator(
     examples=ratings_gen.outputs["examples"],

@@ -28,6 +28,7 @@ def metrics_report(trained) -> dict:
     "num_users": trained.model.num_users,
     "num_movies": trained.model.num_movies,
     "seconds": {name: round(value, 1) for name, value in trained.seconds.items()},
+    "warm_start": trained.warm_start,
     "history": {name: [float(v) for v in values] for name, values in trained.history.items()},
   }
 

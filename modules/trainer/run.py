@@ -5,7 +5,9 @@ eval_args, validation (model selection); never eval or new_users. It writes to
 `fn_args.serving_model_dir` the core model (modules/serving/core_model.py),
 which the serving model builder wraps with the precomputed vectors and the
 index, and to `fn_args.model_run_dir` the TensorBoard logs and metrics.json
-(the validation metrics of the selected epoch).
+(the validation metrics of the selected epoch). With `custom_config["warm_start"]`
+and a base model (the last blessed serving model), training starts from its
+weights (modules/trainer/warm_start.py).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import absl.logging
 import tensorflow_transform as tft
 from tfx import v1 as tfx
 
-from modules.trainer import data, export, train
+from modules.trainer import data, export, train, warm_start
 from modules.trainer.hparams import HParams
 from modules.trainer.model import MovieFeatures
 from modules.transform import examples
@@ -30,6 +32,15 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     token.decode("utf-8")
     for token in tf_transform_output.vocabulary_by_name(contracts.MOVIE_VOCABULARY)
   ]
+  user_vocabulary = [
+    token.decode("utf-8")
+    for token in tf_transform_output.vocabulary_by_name(contracts.USER_VOCABULARY)
+  ]
+  warm_from = None
+  if config.get("warm_start") and fn_args.base_model:
+    warm_from = warm_start.WarmStart(
+      warm_start.Previous.load(fn_args.base_model), user_vocabulary, movie_vocabulary
+    )
   catalog = examples.read_catalog(
     config[contracts.CATALOG_FILES],
     tft.TFTransformOutput(config[contracts.CATALOG_TRANSFORM_OUTPUT]),
@@ -37,12 +48,13 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
   trained = train.fit(
     train=data.read_split(fn_args.train_files, tf_transform_output),
     validation=data.read_split(fn_args.eval_files, tf_transform_output),
-    num_users=tf_transform_output.vocabulary_size_by_name(contracts.USER_VOCABULARY),
+    num_users=len(user_vocabulary),
     num_movies=len(movie_vocabulary),
     hparams=hparams,
     features=MovieFeatures.for_vocabulary(catalog, movie_vocabulary),
     strategy_name=config["distribution_strategy"],
     log_dir=fn_args.model_run_dir,
+    warm_from=warm_from,
   )
   metrics = export.metrics_report(trained)
   absl.logging.info("Validation metrics of the selected epoch: %s", metrics)

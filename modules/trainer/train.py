@@ -176,6 +176,7 @@ class Trained:
   history: dict  # per-epoch logs of the selection fit
   epochs: int  # selected
   seconds: dict  # of the selection fit and of the refit
+  warm_start: dict | None = None  # what was carried over from the last blessed model
 
 
 def fit(
@@ -188,13 +189,16 @@ def fit(
   strategy_name: str = "default",
   log_dir: str | None = None,
   callbacks=(),
+  warm_from=None,
 ) -> Trained:
-  """Fits on train, selects on validation, and (refit_on_validation) refits on both."""
+  """Fits on train, selects on validation, and (refit_on_validation) refits on both;
+  `warm_from` (warm_start.WarmStart) starts both fits from the last blessed model."""
   validation_metrics = Validation(train, validation, num_users, num_movies, hparams.seed)
   dataset, steps = _batches(train, num_users, num_movies, hparams)
   strategy = distribution_strategy(strategy_name)
   with strategy.scope():
     model = _build(train, num_users, num_movies, hparams, steps, features)
+    warm = warm_from.apply(model.build_variables()) if warm_from else None
   on_validation = ValidationCallback(validation_metrics)
   stopping = []
   if hparams.early_stopping_patience:
@@ -229,7 +233,11 @@ def fit(
     dataset, steps = _batches(both, num_users, num_movies, hparams)
     with strategy.scope():
       model = _build(both, num_users, num_movies, hparams, steps, features)
+      if warm_from:
+        warm_from.apply(model.build_variables())
     started = time.time()
     model.fit(dataset, steps_per_epoch=steps, epochs=best + 1, callbacks=list(callbacks), verbose=0)
     seconds["refit"] = time.time() - started
-  return Trained(model, metrics, history, epochs=best + 1 if epochs_run else 0, seconds=seconds)
+  return Trained(
+    model, metrics, history, epochs=best + 1 if epochs_run else 0, seconds=seconds, warm_start=warm
+  )

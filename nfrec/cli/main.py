@@ -152,6 +152,7 @@ def cmd_run(args) -> int:
     index_type=args.index,
     beam_runner=args.beam_runner,
     retrieval_min_ratio_to_popular=args.min_ratio_to_popular,
+    warm_start=args.warm_start,
   )
   config.validate()
   run = local_runner.run(config)
@@ -348,6 +349,11 @@ def build_parser() -> argparse.ArgumentParser:
     "most-popular baseline's times this (0 turns this check off)",
   )
   run.add_argument("--user", help="user to show recommendations for (default: most active)")
+  run.add_argument(
+    "--warm-start",
+    action="store_true",
+    help="start training from the last blessed model (ids carried over by id)",
+  )
   run.set_defaults(func=cmd_run)
 
   recommend = commands.add_parser("recommend", help="top movies for users, from the pushed model")

@@ -80,10 +80,7 @@ class _Transformed:
     pass
 
   def vocabulary_by_name(self, name):
-    return [b"1", b"2"]
-
-  def vocabulary_size_by_name(self, name):
-    return 3
+    return [b"7", b"8", b"9"] if name == contracts.USER_VOCABULARY else [b"1", b"2"]
 
 
 def test_run_fn_reads_what_it_is_given_and_nothing_else(tmp_path, monkeypatch):
@@ -112,6 +109,7 @@ def test_run_fn_reads_what_it_is_given_and_nothing_else(tmp_path, monkeypatch):
     pass
   assert read == [fn_args.train_files, fn_args.eval_files]
   assert fitted["num_users"] == 3 and fitted["num_movies"] == 2
+  assert fitted["warm_from"] is None  # warm start is off unless configured
   every_read = [p for patterns in read for p in patterns]
   assert not any(
     f"Split-{s}" in p for s in (contracts.EVAL, contracts.NEW_USERS) for p in every_read
