@@ -9,6 +9,7 @@ CLI's defaults are read from here).
 from __future__ import annotations
 
 import dataclasses
+import glob
 import json
 import os
 
@@ -200,6 +201,18 @@ class PipelineConfig:
   # Start the Trainer from the last blessed model (modules/trainer/warm_start.py). Off by
   # default: the base model is a Trainer input, so an unchanged rerun would not be cached.
   warm_start: bool = False
+  # With ratings/span-N/ folders (nfrec prepare --span-by, nfrec add-span): train on the
+  # newest span and the span_window - 1 before it.
+  span_window: int = 1
+  spans: bool = False  # force the span layout (local folders are detected)
+  # Kubeflow V2's compiler accepts only LatestArtifactStrategy and LatestBlessedModelStrategy
+  # resolvers; the local drift baseline resolver is neither (it tolerates "no baseline
+  # yet"). The Kubeflow runner sets this (see the README on what that changes).
+  portable_resolvers: bool = False
+  # Drift (TFDV's DistributionValidator): the train split's distribution of each of
+  # these features against the last data that passed the gate, as the Jensen-Shannon
+  # divergence of their histograms; above the threshold the run stops before Transform.
+  drift_thresholds: tuple = (("Rating", 0.1), ("User_ID", 0.5), ("Movie_ID", 0.3))
   enable_cache: bool = True
   metadata_path: str = ""  # "": <output_dir>/metadata.sqlite
 
@@ -243,6 +256,13 @@ class PipelineConfig:
   @property
   def ratings_dir(self) -> str:
     return os.path.join(self.data_dir, contracts.RATINGS_FOLDER)
+
+  @property
+  def has_spans(self) -> bool:
+    """Whether the ratings folder holds span-N/ folders (read newest first)."""
+    if self.spans or "://" in self.ratings_dir:  # a bucket is not listed at compile time
+      return self.spans
+    return bool(glob.glob(os.path.join(self.ratings_dir, "span-*")))
 
   @property
   def movies_dir(self) -> str:

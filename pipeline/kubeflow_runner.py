@@ -37,6 +37,7 @@ def compile_pipeline(config: config_lib.PipelineConfig, image: str, output_file:
     config,
     schema_file=config.schema_file or IMAGE_SCHEMA_FILE,
     movies_schema_file=config.movies_schema_file or IMAGE_MOVIES_SCHEMA_FILE,
+    portable_resolvers=True,
   )
   runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
     config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=image),

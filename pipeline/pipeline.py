@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import tensorflow_model_analysis as tfma
+from tensorflow_metadata.proto.v0 import path_pb2, schema_pb2
 from tfx import v1 as tfx
+from tfx.proto import distribution_validator_pb2
 
 from components.atomic_pusher.component import AtomicPusher
 from components.batch_recommender.component import BatchRecommender
 from components.data_gate.component import DataGate
+from components.drift_validator.component import DriftValidator, LatestIfAnyStrategy
 from components.ratings_example_gen.component import RatingsExampleGen
 from components.recommender_trainer.component import RecommenderTrainer
 from components.retrieval_evaluator.component import RetrievalEvaluator
@@ -36,6 +39,8 @@ EVALUATOR = "Evaluator"
 RETRIEVAL_EVALUATOR = "RetrievalEvaluator"
 PUSHER = "Pusher"
 BATCH_RECOMMENDER = "BatchRecommender"
+DRIFT_BASELINE_RESOLVER = "approved_statistics_resolver"
+DRIFT_VALIDATOR = "DistributionValidator"
 
 CATALOG_SPLIT = "catalog"  # the movies ExampleGen's one split
 
@@ -70,11 +75,31 @@ def eval_config(config: config_lib.PipelineConfig) -> tfma.EvalConfig:
   )
 
 
+def drift_config(config: config_lib.PipelineConfig):
+  """DistributionValidator's config: a JS-divergence bound per feature (the config's)."""
+  return distribution_validator_pb2.DistributionValidatorConfig(
+    default_slice_config=distribution_validator_pb2.DistributionValidatorConfig.DatasetConfig(
+      feature=[
+        distribution_validator_pb2.FeatureComparator(
+          path=path_pb2.Path(step=[name]),
+          distribution_comparator=schema_pb2.FeatureComparator(
+            jensen_shannon_divergence=schema_pb2.JensenShannonDivergence(threshold=threshold)
+          ),
+        )
+        for name, threshold in config.drift_thresholds
+      ]
+    )
+  )
+
+
 def create_components(config: config_lib.PipelineConfig) -> list:
   # The ratings, split into train, validation, eval and new_users (docs/metrics.md).
-  ratings_gen = RatingsExampleGen(input_base=config.ratings_dir, split=config.split).with_id(
-    RATINGS_GEN
-  )
+  ratings_gen = RatingsExampleGen(
+    input_base=config.ratings_dir,
+    split=config.split,
+    spans=config.has_spans,
+    span_window=config.span_window,
+  ).with_id(RATINGS_GEN)
   movies_gen = tfx.components.CsvExampleGen(
     input_base=config.movies_dir,
     output_config=tfx.proto.Output(
@@ -105,9 +130,31 @@ def create_components(config: config_lib.PipelineConfig) -> list:
     statistics=movies_statistics_gen.outputs["statistics"],
     schema=movies_schema_gen.outputs["schema"],
   ).with_id(MOVIES_EXAMPLE_VALIDATOR)
+  # Drift: this data against the last data that passed the gate (a bad span never
+  # becomes the baseline). With no baseline yet, DistributionValidator passes.
+  approved_baseline = tfx.dsl.Resolver(
+    strategy_class=(
+      tfx.dsl.experimental.LatestArtifactStrategy
+      if config.portable_resolvers
+      else LatestIfAnyStrategy
+    ),
+    statistics=tfx.dsl.Channel(
+      type=tfx.types.standard_artifacts.ExampleStatistics,
+      producer_component_id=DATA_GATE,
+      output_key="approved_statistics",
+    ),
+  ).with_id(DRIFT_BASELINE_RESOLVER)
+  drift_validator = DriftValidator(
+    statistics=statistics_gen.outputs["statistics"],
+    baseline_statistics=approved_baseline.outputs["statistics"],
+    config=drift_config(config),
+    include_split_pairs=[(contracts.TRAIN, contracts.TRAIN)],
+  ).with_id(DRIFT_VALIDATOR)
   data_gate = DataGate(
     anomalies=example_validator.outputs["anomalies"],
     movies_anomalies=movies_validator.outputs["anomalies"],
+    statistics=statistics_gen.outputs["statistics"],
+    drift_anomalies=drift_validator.outputs["anomalies"],
     code_version=code_fingerprint("components.data_gate.component"),
   ).with_id(DATA_GATE)
 
@@ -226,6 +273,8 @@ def create_components(config: config_lib.PipelineConfig) -> list:
     movies_statistics_gen,
     movies_schema_gen,
     movies_validator,
+    approved_baseline,
+    drift_validator,
     data_gate,
     transform,
     catalog_transform,

@@ -20,6 +20,8 @@ PIPELINE_COMPONENTS = (
   "MoviesStatisticsGen",
   "MoviesSchemaGen",
   "MoviesExampleValidator",
+  "approved_statistics_resolver",
+  "DistributionValidator",
   "DataGate",
   "Transform",
   "CatalogTransform",

@@ -13,11 +13,15 @@ class DataValidationError(ValueError):
 
 
 def read_anomalies(path: str) -> list[str]:
-  """ "feature: description" of each anomaly in an ExampleValidator SchemaDiff.pb."""
+  """ "feature: description" of each anomaly in a SchemaDiff.pb of ExampleValidator or
+  DistributionValidator (whose descriptions are in the reasons)."""
   report = anomalies_pb2.Anomalies()
   with tf.io.gfile.GFile(path, "rb") as f:
     report.ParseFromString(f.read())
-  found = [f"{name}: {info.description}" for name, info in sorted(report.anomaly_info.items())]
+  found = [
+    f"{name}: {info.description or '; '.join(r.description for r in info.reason)}"
+    for name, info in sorted(report.anomaly_info.items())
+  ]
   if report.HasField("dataset_anomaly_info") and report.dataset_anomaly_info.description:
     found.append(f"(dataset): {report.dataset_anomaly_info.description}")
   return found

@@ -18,13 +18,27 @@ from tfx.proto import example_gen_pb2
 from components.ratings_example_gen import executor, splits
 from nfrec import contracts
 
+SPAN_PATTERN = "span-{SPAN}/*"  # nfrec/data/spans.py writes ratings/span-N/
+
 
 class RatingsExampleGen(example_gen_component.FileBasedExampleGen):
   EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)
 
-  def __init__(self, input_base: str, split: splits.SplitConfig, range_config=None):
+  def __init__(
+    self,
+    input_base: str,
+    split: splits.SplitConfig,
+    spans: bool = False,
+    span_window: int = 1,
+    range_config=None,
+  ):
+    """With `spans`, `input_base` holds `span-N/` folders: TFX's span resolution picks
+    the latest N (or `range_config`'s), and the executor also reads the `span_window`
+    - 1 spans before it (docs/design.md, "Living in production")."""
     values = struct_pb2.Struct()
-    values.update({executor.SPLIT_CONFIG_KEY: dataclasses.asdict(split)})
+    values.update(
+      {executor.SPLIT_CONFIG_KEY: dataclasses.asdict(split), executor.SPAN_WINDOW_KEY: span_window}
+    )
     custom_config = example_gen_pb2.CustomConfig()
     custom_config.custom_config.Pack(values)
     # The split names; ExampleGen requires hash buckets, which this executor does not
@@ -36,8 +50,14 @@ class RatingsExampleGen(example_gen_component.FileBasedExampleGen):
         ]
       )
     )
+    input_config = None
+    if spans:
+      input_config = example_gen_pb2.Input(
+        splits=[example_gen_pb2.Input.Split(name="single_split", pattern=SPAN_PATTERN)]
+      )
     super().__init__(
       input_base=input_base,
+      input_config=input_config,
       output_config=output_config,
       custom_config=custom_config,
       range_config=range_config,

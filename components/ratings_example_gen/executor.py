@@ -9,6 +9,10 @@ eval or new_users by the split protocol, in Beam:
   random       a seeded hash of (user, movie): a Map, no shuffle
   global_time  two time quantiles over all ratings (ApproximateQuantiles), then a Map
   user_time    the ratings grouped by user (GroupByKey), each group ordered by time
+
+With spans (`ratings/span-N/`), TFX's driver resolves the span (the latest, or
+`range_config`'s) and this executor reads it with the `span_window` - 1 spans
+before it: a rolling window of the most recent data, in one Examples artifact.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from typing import Any
 import apache_beam as beam
 import numpy as np
 from google.protobuf import json_format, struct_pb2
+from tfx.components.example_gen import utils as example_gen_utils
 from tfx.components.example_gen.csv_example_gen import executor as csv_executor
 from tfx.dsl.io import fileio
 from tfx.proto import example_gen_pb2
@@ -30,16 +35,31 @@ from components.ratings_example_gen import splits
 from nfrec import contracts
 
 SPLIT_CONFIG_KEY = "split"  # the split protocol, in ExampleGen's custom_config
+SPAN_WINDOW_KEY = "span_window"  # spans read: the resolved one and those before it
 
 
-def split_config_from(exec_properties: dict[str, Any]) -> splits.SplitConfig:
-  """The SplitConfig that RatingsExampleGen packed into its custom_config."""
+def _custom_config(exec_properties: dict[str, Any]) -> dict:
   custom = example_gen_pb2.CustomConfig()
   proto_utils.json_to_proto(exec_properties[standard_component_specs.CUSTOM_CONFIG_KEY], custom)
   values = struct_pb2.Struct()
   custom.custom_config.Unpack(values)
-  config = json.loads(json_format.MessageToJson(values))[SPLIT_CONFIG_KEY]
+  return json.loads(json_format.MessageToJson(values))
+
+
+def split_config_from(exec_properties: dict[str, Any]) -> splits.SplitConfig:
+  """The SplitConfig that RatingsExampleGen packed into its custom_config."""
+  config = _custom_config(exec_properties)[SPLIT_CONFIG_KEY]
   return splits.SplitConfig(**{**config, "seed": int(config["seed"])})
+
+
+def window_patterns(pattern: str, span: int, window: int) -> list[str]:
+  """The resolved span's file pattern ("span-7/*") and those of the `window` - 1 spans
+  before it, oldest first; a pattern without that span is returned as it is."""
+  marker = f"span-{span}/"
+  if window <= 1 or marker not in pattern:
+    return [pattern]
+  first = max(span - window + 1, 1)  # spans are numbered from 1
+  return [pattern.replace(marker, f"span-{n}/") for n in range(first, span + 1)]
 
 
 def _value(example, name: str):
@@ -145,9 +165,13 @@ class Executor(csv_executor.Executor):
       exec_properties[standard_component_specs.INPUT_CONFIG_KEY], input_config
     )
     [input_split] = input_config.splits  # one input; the splits are ours to make
-    examples = pipeline | "InputToRecord" >> self.GetInputSourceToExamplePTransform()(
-      exec_properties, input_split.pattern
-    )
+    window = int(_custom_config(exec_properties).get(SPAN_WINDOW_KEY, 1))
+    span = int(exec_properties.get(example_gen_utils.SPAN_PROPERTY_NAME) or 0)
+    read = self.GetInputSourceToExamplePTransform()
+    examples = [
+      pipeline | f"InputToRecord[{pattern}]" >> read(exec_properties, pattern)
+      for pattern in window_patterns(input_split.pattern, span, window)
+    ] | "Window" >> beam.Flatten()
     config = splits.resolve(split_config_from(exec_properties), _has_time(exec_properties))
     assigned = assign_splits(examples, config)
     names = list(contracts.SPLITS)

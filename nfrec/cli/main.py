@@ -125,6 +125,14 @@ def cmd_prepare(args) -> int:
   else:
     source = prepare.movielens(args.input)
   report = prepare.prepare(source, args.output, args.max_reject_share)
+  if args.span_by:
+    from nfrec.data import spans
+
+    counts = spans.split_into_spans(args.output, args.span_by)
+    print(
+      f"spans by {args.span_by}: {len(counts)} (span-1 .. span-{len(counts)}), "
+      f"{min(c for _, c in counts):,} to {max(c for _, c in counts):,} ratings each"
+    )
   rejected = report.rows_in - report.rows_written
   print(
     f"ratings: {report.rows_in:,} in, {report.rows_written:,} written, {rejected:,} rejected"
@@ -153,6 +161,7 @@ def cmd_run(args) -> int:
     beam_runner=args.beam_runner,
     retrieval_min_ratio_to_popular=args.min_ratio_to_popular,
     warm_start=args.warm_start,
+    span_window=args.span_window,
   )
   config.validate()
   run = local_runner.run(config)
@@ -193,6 +202,14 @@ def cmd_recommend(args) -> int:
   for result in results:
     result["items"] = result["items"][: args.k]
     print(serving_client.format_recommendations(result))
+  return 0
+
+
+def cmd_add_span(args) -> int:
+  from nfrec.data import spans
+
+  number = spans.add_span(args.data, args.ratings)
+  print(f"added {args.ratings} as {args.data}/{contracts.RATINGS_FOLDER}/span-{number}")
   return 0
 
 
@@ -312,6 +329,11 @@ def build_parser() -> argparse.ArgumentParser:
     default=prepare_lib.MAX_REJECT_SHARE,
     help="fail when more than this share of rating rows is rejected",
   )
+  prepare.add_argument(
+    "--span-by",
+    choices=("day", "week", "month"),
+    help="write the ratings as numbered spans (ratings/span-N/), one per period (needs time)",
+  )
   prepare.set_defaults(func=cmd_prepare)
 
   run = commands.add_parser("run", help="run the TFX pipeline locally (Beam DirectRunner)")
@@ -350,6 +372,12 @@ def build_parser() -> argparse.ArgumentParser:
   )
   run.add_argument("--user", help="user to show recommendations for (default: most active)")
   run.add_argument(
+    "--span-window",
+    type=int,
+    default=DEFAULTS.span_window,
+    help="with spans: train on the newest span and the N - 1 before it",
+  )
+  run.add_argument(
     "--warm-start",
     action="store_true",
     help="start training from the last blessed model (ids carried over by id)",
@@ -368,6 +396,11 @@ def build_parser() -> argparse.ArgumentParser:
   recommend.add_argument("-k", type=int, default=10)
   recommend.add_argument("--model", default=DEFAULT_MODEL)
   recommend.set_defaults(func=cmd_recommend)
+
+  add_span = commands.add_parser("add-span", help="add a ratings CSV as the next span")
+  add_span.add_argument("ratings", help="a ratings CSV with the spans' header")
+  add_span.add_argument("--data", required=True, help="data folder with ratings/span-N/")
+  add_span.set_defaults(func=cmd_add_span)
 
   export = commands.add_parser(
     "export-recommendations",
@@ -448,7 +481,7 @@ def main(argv=None) -> int:
   logs.configure(args.verbose)
   try:
     return args.func(args)
-  except (OSError, ValueError, LookupError) as error:
+  except (OSError, ValueError, LookupError) as error:  # SpanError is a ValueError
     print(f"nfrec {args.command}: error: {error}", file=sys.stderr)
     return 2
 

@@ -18,7 +18,10 @@ NFREC = os.path.join(os.path.dirname(sys.executable), "nfrec")
 IMAGE = "registry.example/nfrec-pipeline:test"
 BEAM_ARGS = ["--project=p", "--region=europe-west4", "--temp_location=gs://bucket/tmp"]
 # The resolver is a step of the KFP DAG of its own name (checked below), not an executor.
-COMPONENTS = set(PIPELINE_COMPONENTS) - {"latest_blessed_model_resolver"}
+COMPONENTS = set(PIPELINE_COMPONENTS) - {
+  "latest_blessed_model_resolver",
+  "approved_statistics_resolver",
+}
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +69,13 @@ def test_every_component_is_a_task_with_the_pipeline_edges(spec):
   assert edges["StatisticsGen"] == {"RatingsExampleGen"}
   assert edges["ExampleValidator"] == {"StatisticsGen", "ImportSchemaGen"}
   assert edges["MoviesExampleValidator"] == {"MoviesStatisticsGen", "MoviesSchemaGen"}
-  assert edges["DataGate"] == {"ExampleValidator", "MoviesExampleValidator"}
+  assert edges["DistributionValidator"] >= {"StatisticsGen"}
+  assert edges["DataGate"] == {
+    "ExampleValidator",
+    "MoviesExampleValidator",
+    "DistributionValidator",
+    "StatisticsGen",
+  }
   # Both Transforms wait for the data gate: no training on anomalous data.
   assert edges["Transform"] == {"RatingsExampleGen", "ImportSchemaGen", "DataGate"}
   assert edges["CatalogTransform"] == {"MoviesExampleGen", "MoviesSchemaGen", "DataGate"}
