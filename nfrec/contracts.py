@@ -53,6 +53,9 @@ VALIDATION = "validation"
 EVAL = "eval"
 NEW_USERS = "new_users"
 SPLITS = (TRAIN, VALIDATION, EVAL, NEW_USERS)
+# With spans, RatingsExampleGen also writes the newest span alone (all its ratings,
+# whatever their split): what the drift check compares with the last approved span.
+NEWEST_SPAN = "newest_span"
 # On RatingsExampleGen's output: the protocol applied (user_time, global_time, random).
 SPLIT_PROTOCOL_PROPERTY = "split_protocol"
 

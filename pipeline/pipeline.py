@@ -148,7 +148,12 @@ def create_components(config: config_lib.PipelineConfig) -> list:
     statistics=statistics_gen.outputs["statistics"],
     baseline_statistics=approved_baseline.outputs["statistics"],
     config=drift_config(config),
-    include_split_pairs=[(contracts.TRAIN, contracts.TRAIN)],
+    # With spans, the newest span against the last approved one; else the train splits.
+    include_split_pairs=[
+      (contracts.NEWEST_SPAN, contracts.NEWEST_SPAN)
+      if config.has_spans
+      else (contracts.TRAIN, contracts.TRAIN)
+    ],
   ).with_id(DRIFT_VALIDATOR)
   data_gate = DataGate(
     anomalies=example_validator.outputs["anomalies"],

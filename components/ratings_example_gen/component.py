@@ -21,6 +21,10 @@ from nfrec import contracts
 SPAN_PATTERN = "span-{SPAN}/*"  # nfrec/data/spans.py writes ratings/span-N/
 
 
+def output_splits(spans: bool) -> tuple[str, ...]:
+  return (*contracts.SPLITS, contracts.NEWEST_SPAN) if spans else contracts.SPLITS
+
+
 class RatingsExampleGen(example_gen_component.FileBasedExampleGen):
   EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)
 
@@ -37,7 +41,11 @@ class RatingsExampleGen(example_gen_component.FileBasedExampleGen):
     - 1 spans before it (docs/design.md, "Living in production")."""
     values = struct_pb2.Struct()
     values.update(
-      {executor.SPLIT_CONFIG_KEY: dataclasses.asdict(split), executor.SPAN_WINDOW_KEY: span_window}
+      {
+        executor.SPLIT_CONFIG_KEY: dataclasses.asdict(split),
+        executor.SPAN_WINDOW_KEY: span_window,
+        executor.SPANS_KEY: spans,
+      }
     )
     custom_config = example_gen_pb2.CustomConfig()
     custom_config.custom_config.Pack(values)
@@ -46,7 +54,8 @@ class RatingsExampleGen(example_gen_component.FileBasedExampleGen):
     output_config = example_gen_pb2.Output(
       split_config=example_gen_pb2.SplitConfig(
         splits=[
-          example_gen_pb2.SplitConfig.Split(name=name, hash_buckets=1) for name in contracts.SPLITS
+          example_gen_pb2.SplitConfig.Split(name=name, hash_buckets=1)
+          for name in output_splits(spans)
         ]
       )
     )

@@ -36,6 +36,7 @@ from nfrec import contracts
 
 SPLIT_CONFIG_KEY = "split"  # the split protocol, in ExampleGen's custom_config
 SPAN_WINDOW_KEY = "span_window"  # spans read: the resolved one and those before it
+SPANS_KEY = "spans"  # whether the input is spans (then the newest is also its own split)
 
 
 def _custom_config(exec_properties: dict[str, Any]) -> dict:
@@ -168,17 +169,21 @@ class Executor(csv_executor.Executor):
     window = int(_custom_config(exec_properties).get(SPAN_WINDOW_KEY, 1))
     span = int(exec_properties.get(example_gen_utils.SPAN_PROPERTY_NAME) or 0)
     read = self.GetInputSourceToExamplePTransform()
-    examples = [
+    by_span = [
       pipeline | f"InputToRecord[{pattern}]" >> read(exec_properties, pattern)
       for pattern in window_patterns(input_split.pattern, span, window)
-    ] | "Window" >> beam.Flatten()
+    ]
+    examples = by_span | "Window" >> beam.Flatten()
     config = splits.resolve(split_config_from(exec_properties), _has_time(exec_properties))
     assigned = assign_splits(examples, config)
     names = list(contracts.SPLITS)
     parts = assigned | "Partition" >> beam.Partition(
       lambda item, _: names.index(item[0]), len(names)
     )
-    return {
+    result = {
       name: part | f"Examples[{name}]" >> beam.Values()
       for name, part in zip(names, parts, strict=True)
     }
+    if _custom_config(exec_properties).get(SPANS_KEY):
+      result[contracts.NEWEST_SPAN] = by_span[-1]
+    return result

@@ -162,6 +162,14 @@ def cmd_run(args) -> int:
     retrieval_min_ratio_to_popular=args.min_ratio_to_popular,
     warm_start=args.warm_start,
     span_window=args.span_window,
+    **(
+      {
+        "rmse_change_tolerance": args.change_tolerance,
+        "retrieval_change_tolerance": args.change_tolerance,
+      }
+      if args.change_tolerance is not None
+      else {}
+    ),
   )
   config.validate()
   run = local_runner.run(config)
@@ -283,6 +291,7 @@ BENCHMARKS = {
   "trainer": "benchmarks.trainer_bench",
   "serving": "benchmarks.serving_bench",
   "quality": "benchmarks.quality_bench",
+  "batch": "benchmarks.batch_bench",
 }
 
 
@@ -369,6 +378,12 @@ def build_parser() -> argparse.ArgumentParser:
     default=DEFAULTS.retrieval_min_ratio_to_popular,
     help="retrieval gate: the model's filtered Recall@100 must reach the "
     "most-popular baseline's times this (0 turns this check off)",
+  )
+  run.add_argument(
+    "--change-tolerance",
+    type=float,
+    help="how much worse than the last blessed model a new one may be and still be pushed: "
+    "RMSE up by this, Recall@100 down by this (default: the config's, 1e-10 and 0.01)",
   )
   run.add_argument("--user", help="user to show recommendations for (default: most active)")
   run.add_argument(

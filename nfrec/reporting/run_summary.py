@@ -137,7 +137,12 @@ def summarize(config: config_lib.PipelineConfig, store, since_ms: int = 0) -> di
   }
 
   statistics = output(pipeline_lib.STATISTICS_GEN, "statistics")
-  data = {"ratings": example_counts(statistics)} if statistics else {}
+  data = {}
+  if statistics:
+    counts = example_counts(statistics)
+    data["ratings"] = {split: counts[split] for split in contracts.SPLITS if split in counts}
+    if contracts.NEWEST_SPAN in counts:  # spans: the newest one, inside the window
+      data["newest_span_ratings"] = counts[contracts.NEWEST_SPAN]
   examples = output(pipeline_lib.RATINGS_GEN, "examples")
   if examples:
     data["split_protocol"] = _property(examples, contracts.SPLIT_PROTOCOL_PROPERTY)
