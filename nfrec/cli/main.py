@@ -213,6 +213,30 @@ def cmd_recommend(args) -> int:
   return 0
 
 
+def cmd_replay(args) -> int:
+  from nfrec.cli import replay
+
+  run_args = ["--preset", args.preset]
+  for name, value in args.set or ():
+    run_args += ["--set", f"{name}={value}"]
+  if args.change_tolerance is not None:
+    run_args += ["--change-tolerance", str(args.change_tolerance)]
+  print(" | ".join(replay.COLUMNS))
+  rows = replay.replay(
+    os.path.abspath(args.data),
+    os.path.abspath(args.output),
+    args.span_by,
+    args.span_window,
+    args.first_span,
+    not args.cold,
+    run_args,
+    args.max_spans,
+  )
+  print(replay.render(rows))
+  print(f"wrote {args.output}/replay.md and replay.json")
+  return 0
+
+
 def cmd_add_span(args) -> int:
   from nfrec.data import spans
 
@@ -411,6 +435,21 @@ def build_parser() -> argparse.ArgumentParser:
   recommend.add_argument("-k", type=int, default=10)
   recommend.add_argument("--model", default=DEFAULT_MODEL)
   recommend.set_defaults(func=cmd_recommend)
+
+  replay_cmd = commands.add_parser(
+    "replay", help="run the pipeline span after span over a data set with time"
+  )
+  replay_cmd.add_argument("--data", required=True, help="a prepared data folder with time")
+  replay_cmd.add_argument("--output", required=True)
+  replay_cmd.add_argument("--span-by", default="month", choices=("day", "week", "month"))
+  replay_cmd.add_argument("--span-window", type=int, default=3)
+  replay_cmd.add_argument("--first-span", type=int, default=3, help="the first span to run at")
+  replay_cmd.add_argument("--max-spans", type=int, default=0, help="stop after this many runs")
+  replay_cmd.add_argument("--cold", action="store_true", help="no warm start (to compare)")
+  replay_cmd.add_argument("--preset", default=DEFAULTS.preset, choices=sorted(config_lib.PRESETS))
+  replay_cmd.add_argument("--set", action="append", type=_parse_override, metavar="NAME=VALUE")
+  replay_cmd.add_argument("--change-tolerance", type=float)
+  replay_cmd.set_defaults(func=cmd_replay)
 
   add_span = commands.add_parser("add-span", help="add a ratings CSV as the next span")
   add_span.add_argument("ratings", help="a ratings CSV with the spans' header")
