@@ -69,14 +69,22 @@ def movie_vectors(core, num_vocabulary_movies: int, rows: list, catalog: example
   years = np.zeros(len(rows), np.int64)
   years[found] = catalog.year_bucket[rows[found]]
   index = np.minimum(np.arange(len(rows)), num_vocabulary_movies)  # cold movies: the OOV row
-  parts: dict[str, list] = {"candidate": [], "vector": [], "bias": []}
+  parts: dict[str, list] = {"candidate": [], "vector": [], "bias": [], "retrieval_bias": []}
   for part in _chunks(len(rows)):
     out = core.movie_tower(
       tf.constant(index[part]), tf.constant(tokens[part]), tf.constant(years[part])
     )
     for name in parts:
       parts[name].append(out[name].numpy())
-  return {name: np.concatenate(values) for name, values in parts.items()}
+  result = {name: np.concatenate(values) for name, values in parts.items()}
+  if bool(core.has_retrieval_bias.numpy()) and 0 < num_vocabulary_movies < len(rows):
+    # A movie nobody has rated yet is, a priori, no more popular than the least rated
+    # known one: its retrieval bias (the popularity term, never trained for it) is set
+    # to the lowest of the known movies', so its title and year must earn its place.
+    result["candidate"][num_vocabulary_movies:, -1] = result["retrieval_bias"][
+      :num_vocabulary_movies
+    ].min()
+  return result
 
 
 def build_index(

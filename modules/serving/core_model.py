@@ -10,7 +10,7 @@ so loading the core model needs no Keras and no TFRS.
                   -> query [B, D], vector [B, d], bias [B]; histories oldest first,
                   valid entries first; the tower reads the last `history_window`
   movie_tower     (movie index, title tokens [B, T], year bucket [B])
-                  -> candidate [B, D], vector [B, d], bias [B]
+                  -> candidate [B, D], vector [B, d], bias [B], retrieval_bias [B]
   rate            (user vector, user bias, movie vector, movie bias) -> rating [B]
   ids_from_examples  serialized raw rating tf.Examples -> (user ids, movie ids) as
                   strings, parsed with Transform's raw feature spec
@@ -39,6 +39,8 @@ class CoreModel(tf.Module):
     self.num_users = tf.Variable(model.num_users, dtype=tf.int64, trainable=False)
     self.num_movies = tf.Variable(model.num_movies, dtype=tf.int64, trainable=False)
     self.history_window = tf.Variable(model.hparams.history_window, dtype=tf.int64, trainable=False)
+    # Whether a candidate's last column is its retrieval bias (see candidate()).
+    self.has_retrieval_bias = tf.Variable(model.hparams.retrieval_bias, trainable=False)
     self.user_table = vocabulary.lookup_table(
       tf_transform_output.vocabulary_file_by_name(contracts.USER_VOCABULARY)
     )
@@ -80,6 +82,7 @@ class CoreModel(tf.Module):
       "candidate": self.model.candidate(vector, retrieval_bias),
       "vector": vector,
       "bias": rating_bias,
+      "retrieval_bias": retrieval_bias,
     }
 
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])

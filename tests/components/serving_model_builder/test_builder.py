@@ -1,0 +1,30 @@
+"""ServingModelBuilder's index (builder.build_index) over a real (tiny) core model."""
+
+import numpy as np
+
+from components.serving_model_builder import builder
+from tests.conftest import CATALOG, KNOWN, MOVIES, USERS
+
+
+def test_the_index_holds_every_catalog_movie_and_every_users_history(core):
+  biases = core.model.movie_retrieval_bias.embeddings
+  untouched = biases.numpy()
+  biases.assign(np.array([[0.5], [-0.25], [1.0], [0.0], [2.0]], np.float32))  # + the OOV row
+  try:
+    index, report = builder.build_index(core, MOVIES, len(USERS), CATALOG, KNOWN)
+  finally:
+    biases.assign(untouched)  # the core fixture is shared
+  # The vocabulary's movies first (row = vocabulary index), then the cold catalog movie.
+  assert index.movie_ids.tolist() == MOVIES + ["500"]
+  assert index.titles.tolist()[-1] == "Heat Returns" and index.years.tolist()[-1] == 2006
+  assert index.movie_counts.tolist() == [2, 1, 0, 0, 0] and index.num_vocabulary_movies == 4
+  assert report["movies_without_ratings"] == 1 and report["indexed_movies"] == 5
+  # Its popularity term is the least popular known movie's, not the untrained OOV row's.
+  biases = index.candidate_vectors[:, -1]
+  assert biases[:4].tolist() == [0.5, -0.25, 1.0, 0.0] and biases[4] == -0.25
+  # Each known user's query comes from their history: user 0 and 1 differ from the
+  # OOV user 2, who has none.
+  assert index.user_queries.shape == (3, index.candidate_vectors.shape[1])
+  assert not np.allclose(index.user_queries[0], index.user_queries[2])
+  splits, rated = index.rated_row_splits, index.rated_movies
+  assert [rated[splits[u] : splits[u + 1]].tolist() for u in range(3)] == [[0, 1], [0], []]
