@@ -60,8 +60,35 @@ def candidate_rows(movie_vocabulary: list[str], catalog: examples.Catalog) -> tu
   return ids, [catalog_row.get(movie_id, -1) for movie_id in ids]
 
 
-def movie_vectors(core, num_vocabulary_movies: int, rows: list, catalog: examples.Catalog) -> dict:
-  """The movie tower's output for every candidate, from its catalog features."""
+COLD_PSEUDO_COUNT = 0.5  # ratings a movie nobody has rated yet is credited with
+
+
+def cold_retrieval_bias(biases: np.ndarray, counts: np.ndarray) -> float:
+  """The retrieval bias of a movie nobody has rated yet.
+
+  The learned retrieval bias is the popularity term of the score; across known
+  movies it grows about linearly with log(ratings). A movie with no rating is
+  given the value that line extrapolates to COLD_PSEUDO_COUNT ratings, and never
+  more than the least popular known movie's: its title and year must earn its
+  place, as the untrained OOV row's bias would not make it.
+  """
+  rated = counts > 0
+  floor = float(biases[rated].min()) if rated.any() else float(biases.min())
+  if rated.sum() < 2 or np.ptp(np.log(counts[rated])) == 0:
+    return floor
+  slope, intercept = np.polyfit(np.log(counts[rated]), biases[rated], 1)
+  if slope <= 0:
+    return floor
+  return min(floor, float(intercept + slope * np.log(COLD_PSEUDO_COUNT)))
+
+
+def movie_vectors(
+  core, num_vocabulary_movies: int, rows: list, catalog: examples.Catalog, movie_counts=None
+) -> dict:
+  """The movie tower's output for every candidate, from its catalog features;
+  `movie_counts` (known ratings per vocabulary movie) place the cold movies' bias."""
+  if movie_counts is None:
+    movie_counts = np.ones(num_vocabulary_movies)
   rows = np.asarray(rows, np.int64)
   found = rows >= 0
   tokens = np.zeros((len(rows), max(catalog.title_tokens.shape[1], 1)), np.int64)
@@ -78,12 +105,9 @@ def movie_vectors(core, num_vocabulary_movies: int, rows: list, catalog: example
       parts[name].append(out[name].numpy())
   result = {name: np.concatenate(values) for name, values in parts.items()}
   if bool(core.has_retrieval_bias.numpy()) and 0 < num_vocabulary_movies < len(rows):
-    # A movie nobody has rated yet is, a priori, no more popular than the least rated
-    # known one: its retrieval bias (the popularity term, never trained for it) is set
-    # to the lowest of the known movies', so its title and year must earn its place.
-    result["candidate"][num_vocabulary_movies:, -1] = result["retrieval_bias"][
-      :num_vocabulary_movies
-    ].min()
+    result["candidate"][num_vocabulary_movies:, -1] = cold_retrieval_bias(
+      result["retrieval_bias"][:num_vocabulary_movies], movie_counts
+    )
   return result
 
 
@@ -105,10 +129,10 @@ def build_index(
       missing,
     )
   users = user_vectors(core, interactions.Histories(known, num_users), num_users)
-  movies = movie_vectors(core, num_movies, rows, catalog)
   stats = serving_model.interactions_index(
     known.user, known.movie, known.rating, num_users=num_users, num_movies=num_movies
   )
+  movies = movie_vectors(core, num_movies, rows, catalog, stats["movie_counts"])
   cold = len(ids) - num_movies
   pad = lambda values, fill: np.concatenate([values, np.full(cold, fill, values.dtype)])  # noqa: E731
   titled = np.asarray(rows) >= 0

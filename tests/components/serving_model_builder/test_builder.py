@@ -1,6 +1,7 @@
 """ServingModelBuilder's index (builder.build_index) over a real (tiny) core model."""
 
 import numpy as np
+import pytest
 
 from components.serving_model_builder import builder
 from tests.conftest import CATALOG, KNOWN, MOVIES, USERS
@@ -19,12 +20,22 @@ def test_the_index_holds_every_catalog_movie_and_every_users_history(core):
   assert index.titles.tolist()[-1] == "Heat Returns" and index.years.tolist()[-1] == 2006
   assert index.movie_counts.tolist() == [2, 1, 0, 0, 0] and index.num_vocabulary_movies == 4
   assert report["movies_without_ratings"] == 1 and report["indexed_movies"] == 5
-  # Its popularity term is the least popular known movie's, not the untrained OOV row's.
+  # Its popularity term is at most the least popular known movie's, never the
+  # untrained OOV row's 2.0 (cold_retrieval_bias below).
   biases = index.candidate_vectors[:, -1]
-  assert biases[:4].tolist() == [0.5, -0.25, 1.0, 0.0] and biases[4] == -0.25
+  assert biases[:4].tolist() == [0.5, -0.25, 1.0, 0.0] and biases[4] <= -0.25
   # Each known user's query comes from their history: user 0 and 1 differ from the
   # OOV user 2, who has none.
   assert index.user_queries.shape == (3, index.candidate_vectors.shape[1])
   assert not np.allclose(index.user_queries[0], index.user_queries[2])
   splits, rated = index.rated_row_splits, index.rated_movies
   assert [rated[splits[u] : splits[u + 1]].tolist() for u in range(3)] == [[0, 1], [0], []]
+
+
+def test_a_cold_movie_is_credited_with_half_a_rating_on_the_popularity_line():
+  counts = np.array([1, 10, 100, 0])
+  biases = np.log(counts.clip(1)).astype(np.float32) * 0.5 + 1.0  # bias = 1 + 0.5 log(n)
+  cold = builder.cold_retrieval_bias(biases, counts)
+  assert cold == pytest.approx(1.0 + 0.5 * np.log(0.5), abs=1e-5)
+  # No usable relation (popularity does not raise the bias): the least popular's.
+  assert builder.cold_retrieval_bias(np.array([2.0, 1.0, 0.5]), np.array([1, 10, 100])) == 0.5
