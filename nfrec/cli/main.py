@@ -400,14 +400,14 @@ def build_parser() -> argparse.ArgumentParser:
     "--min-ratio-to-popular",
     type=float,
     default=DEFAULTS.retrieval_min_ratio_to_popular,
-    help="retrieval gate: the model's filtered Recall@100 must reach the "
+    help="retrieval gate: the model's filtered Recall@10 must reach the "
     "most-popular baseline's times this (0 turns this check off)",
   )
   run.add_argument(
     "--change-tolerance",
     type=float,
     help="how much worse than the last blessed model a new one may be and still be pushed: "
-    "RMSE up by this, Recall@100 down by this (default: the config's, 1e-10 and 0.01)",
+    "RMSE up by this, Recall@10 down by this (default: the config's, 1e-10 and 0.01)",
   )
   run.add_argument("--user", help="user to show recommendations for (default: most active)")
   run.add_argument(
