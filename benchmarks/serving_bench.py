@@ -169,7 +169,8 @@ def render(results: list[dict]) -> str:
     f"Measured on {markdown.machine()} by `nfrec bench serving`, in a process that "
     "imports only TensorFlow (and ScaNN's ops for the ScaNN rows), "
     f"{results[0]['users']:,} known users with 200 rated movies each, top 10, "
-    "dimension 33 (32 + the folded retrieval bias). Floor of an exact answer: one matrix "
+    f"candidate vectors of dimension {results[0]['dim']} (the default preset's, with the folded "
+    "retrieval bias). Floor of an exact answer: one matrix "
     "product of the queries with every candidate vector and one pass over the scores, "
     "timed on the same candidates. "
     f"Models: {models}.\n\n" + markdown.table(header, rows)
