@@ -7,12 +7,13 @@ or without warm start, and records a row per span: the window, what is new in
 the span, the Trainer's epochs and seconds, the metrics on the eval split (each
 known user's latest ratings in the window) and on the users never trained on,
 the verdict and the pushed version. Prints the table and writes `replay.json`
-and `replay.md` beside the run's `report.html`.
+and `replay.md`, and puts the table at the top of the last run's `report.html`.
 """
 
 from __future__ import annotations
 
 import csv
+import html
 import json
 import os
 import shutil
@@ -145,4 +146,24 @@ def replay(
     json.dump(rows, f, indent=1)
   with open(os.path.join(output_dir, "replay.md"), "w") as f:
     f.write(render(rows) + "\n")
+  add_to_report(os.path.join(output_dir, "report.html"), rows, warm_start)
   return rows
+
+
+def add_to_report(report_path: str, rows: list[dict], warm_start: bool) -> None:
+  """Puts the replay table at the top of the last run's report.html."""
+  if not os.path.exists(report_path):
+    return
+  head = "".join(f"<th>{html.escape(c)}</th>" for c in COLUMNS)
+  body = "".join(
+    "<tr>" + "".join(f"<td>{html.escape(_cell(row.get(c)))}</td>" for c in COLUMNS) + "</tr>"
+    for row in rows
+  )
+  section = (
+    f"<h2>Replay, span by span ({'warm start' if warm_start else 'cold start'})</h2>"
+    f"<table><tr>{head}</tr>{body}</table>"
+  )
+  with open(report_path) as f:
+    page = f.read()
+  with open(report_path, "w") as f:
+    f.write(page.replace("<body>", "<body>" + section, 1))
