@@ -28,6 +28,9 @@ from modules.transform import examples
 from nfrec import contracts
 
 PREDICT_BATCH = 65_536
+# Rows of given ratings per predict_rating_from_ratings call: each row's history is
+# embedded ([rows, width, dim] floats), so a call holds at most this many ratings.
+GIVEN_RATINGS_PER_CALL = 1_000_000
 NEW_USERS_PER_CALL = 512
 
 
@@ -99,15 +102,15 @@ def rows_of(model, ratings: RawRatings) -> tuple[np.ndarray, np.ndarray]:
   return users, np.where(movies >= 0, movies, int(model.candidate_vectors.shape[0]))
 
 
-def predict(model, signature: str, **inputs) -> np.ndarray:
+def predict(model, signature: str, batch: int = PREDICT_BATCH, **inputs) -> np.ndarray:
   """One output (the rating) of a signature, in batches (what TF Serving computes)."""
   function = model.signatures[signature]
   size = len(next(iter(inputs.values())))
   out = [
-    function(
-      **{name: tf.constant(values[i : i + PREDICT_BATCH]) for name, values in inputs.items()}
-    )[contracts.OUTPUT_RATING].numpy()
-    for i in range(0, size, PREDICT_BATCH)
+    function(**{name: tf.constant(values[i : i + batch]) for name, values in inputs.items()})[
+      contracts.OUTPUT_RATING
+    ].numpy()
+    for i in range(0, size, batch)
   ]
   return np.concatenate(out) if out else np.zeros(0, np.float32)
 
@@ -222,8 +225,11 @@ def new_users(model, new: RawRatings) -> dict:
   predictions = predict(
     model,
     contracts.SIGNATURE_PREDICT_RATING_FROM_RATINGS,
+    # Bounded memory: a row carries its person's whole given history (found at ML-1M,
+    # where 65,536 rows x 871 given ratings x 128 floats asked for 23 GB).
+    batch=max(1, min(PREDICT_BATCH, GIVEN_RATINGS_PER_CALL // given_ids.shape[1])),
     **{
-      contracts.INPUT_MOVIE_IDS: given_ids[person].tolist(),
+      contracts.INPUT_MOVIE_IDS: given_ids[person],
       contracts.INPUT_RATINGS: given_ratings[person],
       contracts.INPUT_MOVIE_ID: scored.movie_ids.tolist(),
     },
