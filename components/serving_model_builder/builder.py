@@ -54,10 +54,9 @@ def candidate_rows(movie_vocabulary: list[str], catalog: examples.Catalog) -> tu
   """(movie ids of the candidates, their catalog rows or -1): the vocabulary's movies
   first (candidate row = vocabulary index), then catalog movies without ratings."""
   in_vocabulary = set(movie_vocabulary)
-  catalog_row = {movie_id: row for row, movie_id in enumerate(catalog.movie_ids.tolist())}
   cold = [movie_id for movie_id in catalog.movie_ids.tolist() if movie_id not in in_vocabulary]
   ids = list(movie_vocabulary) + cold
-  return ids, [catalog_row.get(movie_id, -1) for movie_id in ids]
+  return ids, catalog.rows_of(ids).tolist()
 
 
 COLD_PSEUDO_COUNT = 0.5  # ratings a movie nobody has rated yet is credited with
@@ -89,12 +88,7 @@ def movie_vectors(
   `movie_counts` (known ratings per vocabulary movie) place the cold movies' bias."""
   if movie_counts is None:
     movie_counts = np.ones(num_vocabulary_movies)
-  rows = np.asarray(rows, np.int64)
-  found = rows >= 0
-  tokens = np.zeros((len(rows), max(catalog.title_tokens.shape[1], 1)), np.int64)
-  tokens[found, : catalog.title_tokens.shape[1]] = catalog.title_tokens[rows[found]]
-  years = np.zeros(len(rows), np.int64)
-  years[found] = catalog.year_bucket[rows[found]]
+  tokens, years = catalog.features_at(rows)
   index = np.minimum(np.arange(len(rows)), num_vocabulary_movies)  # cold movies: the OOV row
   parts: dict[str, list] = {"candidate": [], "vector": [], "bias": [], "retrieval_bias": []}
   for part in _chunks(len(rows)):

@@ -63,13 +63,7 @@ class MovieFeatures:
   def for_vocabulary(cls, catalog, movie_vocabulary) -> MovieFeatures:
     """The catalog's features (examples.Catalog) in vocabulary order; a rated movie the
     catalog lacks, and the OOV row, get no tokens and an unknown year."""
-    row_of = {movie_id: row for row, movie_id in enumerate(catalog.movie_ids.tolist())}
-    rows = np.array([row_of.get(movie_id, -1) for movie_id in movie_vocabulary] + [-1])
-    found = rows >= 0
-    tokens = np.zeros((len(rows), max(catalog.title_tokens.shape[1], 1)), np.int64)
-    tokens[found, : catalog.title_tokens.shape[1]] = catalog.title_tokens[rows[found]]
-    years = np.zeros(len(rows), np.int64)
-    years[found] = catalog.year_bucket[rows[found]]
+    tokens, years = catalog.features_at(np.append(catalog.rows_of(movie_vocabulary), -1))
     return cls(tokens, years, catalog.num_tokens, catalog.num_year_buckets)
 
 

@@ -93,6 +93,22 @@ class Catalog:
   num_tokens: int  # rows of a token embedding: padding + vocabulary + OOV
   num_year_buckets: int  # rows of a year embedding: unknown + buckets
 
+  def rows_of(self, movie_ids) -> np.ndarray:
+    """The catalog row of each movie id, -1 for an id the catalog lacks."""
+    row_of = {movie_id: row for row, movie_id in enumerate(self.movie_ids.tolist())}
+    return np.array([row_of.get(movie_id, -1) for movie_id in movie_ids], np.int64)
+
+  def features_at(self, rows) -> tuple[np.ndarray, np.ndarray]:
+    """(title tokens [N, T], year buckets [N]) of catalog rows; row -1 gets no tokens
+    and an unknown year."""
+    rows = np.asarray(rows, np.int64)
+    found = rows >= 0
+    tokens = np.zeros((len(rows), max(self.title_tokens.shape[1], 1)), np.int64)
+    tokens[found, : self.title_tokens.shape[1]] = self.title_tokens[rows[found]]
+    years = np.zeros(len(rows), np.int64)
+    years[found] = self.year_bucket[rows[found]]
+    return tokens, years
+
 
 def read_catalog(file_patterns, tf_transform_output) -> Catalog:
   """The transformed catalog; `tf_transform_output` is the catalog Transform's."""
