@@ -159,6 +159,9 @@ GATE_FILE = "gate.json"  # RetrievalEvaluator's blessing: verdict and reasons
 
 # ---------------------------------------------------------------------------
 # Model versions on disk: TF Serving serves the highest integer-named folder.
+# The model's name in TF Serving (its REST paths) and the Pusher's folder:
+MODEL_NAME = "netflix_recommender"
+REST_PORT = 8501  # TF Serving's REST port (and `nfrec serve`'s)
 
 
 def asset_path(saved_model_dir: str, name: str) -> str:

@@ -19,7 +19,7 @@ from nfrec import contracts
 
 DEFAULT_OUTPUT_DIR = "outputs"
 PIPELINE_NAME = "netflix-recommender"
-MODEL_NAME = "netflix_recommender"
+MODEL_NAME = contracts.MODEL_NAME
 
 # Kubeflow: the pipeline image (Dockerfile) and the Beam runner of a cluster.
 KUBEFLOW_IMAGE = "nfrec-pipeline:latest"

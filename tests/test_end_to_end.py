@@ -303,3 +303,92 @@ def test_a_run_killed_during_training_resumes_from_the_cache(tiny_data_dir, tmp_
   assert states["Trainer"] == "COMPLETE" and summary["pushed"]
   served = os.path.join(output, "serving_model", "netflix_recommender")
   assert os.listdir(served) == [os.path.basename(summary["pushed_to"])]
+
+
+def _readme_curl_commands() -> list[list[str]]:
+  """The argv of each curl command in the README's REST examples, as bash would pass it."""
+  import re
+  import shlex
+
+  with open(os.path.join(os.path.dirname(__file__), "..", "README.md")) as f:
+    blocks = re.findall(r"```sh\n(.*?)```", f.read(), flags=re.DOTALL)
+  commands = []
+  for block in blocks:
+    if f"localhost:{contracts.REST_PORT}/v1/models" not in block:
+      continue
+    words = shlex.split(block.replace("\\\n", " "), comments=True)
+    starts = [i for i, word in enumerate(words) if word == "curl"] + [len(words)]
+    commands += [words[a:b] for a, b in zip(starts[:-1], starts[1:], strict=True)]
+  return commands
+
+
+def test_readme_curl_commands_against_nfrec_serve_equal_the_signatures(first_run):
+  """`nfrec serve` on the pushed model; the README's curl commands verbatim (its port
+  included); each answer is what a direct call of the signature returns."""
+  import urllib.request
+
+  import numpy as np
+  import tensorflow as tf
+
+  _, summary, _ = first_run
+  commands = _readme_curl_commands()
+  assert len(commands) >= 3, commands
+  server = subprocess.Popen(
+    [NFREC, "serve", "--model", os.path.dirname(summary["pushed_to"])],
+    stdout=subprocess.PIPE,
+    stderr=subprocess.STDOUT,
+    text=True,
+  )
+  status_url = f"http://localhost:{contracts.REST_PORT}/v1/models/{contracts.MODEL_NAME}"
+  try:
+    deadline = time.time() + 180
+    while True:
+      assert server.poll() is None, server.stdout.read()
+      try:
+        with urllib.request.urlopen(status_url, timeout=5) as reply:
+          assert json.load(reply)["model_version_status"][0]["state"] == "AVAILABLE"
+        break
+      except OSError:
+        assert time.time() < deadline, "nfrec serve did not answer in 180 s"
+        time.sleep(0.5)
+    signatures = tf.saved_model.load(summary["pushed_to"]).signatures
+    for argv in commands:
+      result = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=True)
+      answer = json.loads(result.stdout)
+      if "-d" not in argv:  # GET: the version status or the signature defs
+        if argv[-1].endswith("/metadata"):
+          defs = answer["metadata"]["signature_def"]["signature_def"]
+          assert set(signatures) <= set(defs), (argv, sorted(defs))
+        else:
+          version = os.path.basename(summary["pushed_to"])
+          assert answer["model_version_status"][0]["version"] == version, answer
+          assert answer["model_version_status"][0]["state"] == "AVAILABLE", answer
+        continue
+      request = json.loads(argv[argv.index("-d") + 1])
+      rows = "instances" in request
+      if rows:
+        instances = request["instances"]
+        inputs = (
+          {name: [i[name] for i in instances] for name in instances[0]}
+          if isinstance(instances[0], dict)
+          else {contracts.INPUT_USER_ID: instances}
+        )
+      else:
+        inputs = request["inputs"]
+      expected = signatures[request["signature_name"]](
+        **{name: tf.constant(value) for name, value in inputs.items()}
+      )
+      columns = (
+        {name: [row[name] for row in answer["predictions"]] for name in expected}
+        if rows
+        else answer["outputs"]
+      )
+      assert set(columns) == set(expected), (argv, answer)
+      for name, tensor in expected.items():
+        want = tensor.numpy()
+        if want.dtype == object:
+          want = np.vectorize(bytes.decode, otypes=[object])(want)
+        np.testing.assert_array_equal(np.array(columns[name], dtype=want.dtype), want, name)
+  finally:
+    server.terminate()
+    server.wait(timeout=30)

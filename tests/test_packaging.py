@@ -1,5 +1,6 @@
 """What a wheel and the Kubeflow image hold: the project's packages, nothing else."""
 
+import importlib.resources
 import os
 import re
 
@@ -40,6 +41,8 @@ def test_package_data_is_found_through_the_package():
   sample_dir = sample.embedded_sample_dir()
   for folder, name in (("ratings", sample.RATINGS_FILE), ("movies", sample.MOVIES_FILE)):
     assert os.path.isfile(os.path.join(sample_dir, folder, name))
+  page = importlib.resources.files("nfrec.serving").joinpath("page/index.html")
+  assert "recommend_from_ratings" in page.read_text()  # nfrec serve's page
 
 
 def test_the_image_holds_what_the_compiled_spec_names():

@@ -4,9 +4,10 @@ nfrec prepare --format netflix-kaggle --ratings FILE --movies FILE --output DIR
 nfrec prepare --format netflix-prize --combined FILE [FILE ...] --titles FILE --output DIR
 nfrec prepare --format movielens --input DIR --output DIR
 nfrec run [--data DIR] [--output DIR] [--preset NAME] [--set NAME=VALUE ...]
-nfrec bench pipeline|trainer|serving|quality [--help for options]
+nfrec bench pipeline|trainer|serving|quality|batch|rest [--help for options]
 nfrec recommend --user ID [-k 10] [--model DIR]
 nfrec rate --user ID --movie ID_OR_TITLE [--model DIR]
+nfrec serve [--model DIR] [--port 8501]
 nfrec compile-kubeflow --output pipeline.json --data gs://... --pipeline-output gs://...
 nfrec generate-sample --output DIR [--users N] [--movies N] [--seed N]
 """
@@ -213,6 +214,18 @@ def cmd_recommend(args) -> int:
   return 0
 
 
+def cmd_serve(args) -> int:
+  from nfrec.serving import model_server
+
+  options = {"model_name": args.model_name, "host": args.host, "port": args.port}
+  if args.poll_seconds is not None:
+    options["poll_seconds"] = args.poll_seconds
+  if args.max_request_mb is not None:
+    options["max_request_bytes"] = int(args.max_request_mb * 1024 * 1024)
+  model_server.serve(args.model, **options)
+  return 0
+
+
 def cmd_replay(args) -> int:
   from nfrec.cli import replay
 
@@ -316,6 +329,7 @@ BENCHMARKS = {
   "serving": "benchmarks.serving_bench",
   "quality": "benchmarks.quality_bench",
   "batch": "benchmarks.batch_bench",
+  "rest": "benchmarks.rest_load_bench",
 }
 
 
@@ -435,6 +449,20 @@ def build_parser() -> argparse.ArgumentParser:
   recommend.add_argument("-k", type=int, default=10)
   recommend.add_argument("--model", default=DEFAULT_MODEL)
   recommend.set_defaults(func=cmd_recommend)
+
+  serve = commands.add_parser(
+    "serve",
+    help="the TF Serving REST API and a page, locally (production: tensorflow_model_server)",
+  )
+  serve.add_argument("--model", default=DEFAULT_MODEL, help="the model base path (versions in it)")
+  serve.add_argument("--model-name", default=contracts.MODEL_NAME)
+  serve.add_argument("--host", default="127.0.0.1")
+  serve.add_argument("--port", type=int, default=contracts.REST_PORT)
+  serve.add_argument(
+    "--poll-seconds", type=float, help="how often to look for a new version (default 1)"
+  )
+  serve.add_argument("--max-request-mb", type=float, help="larger bodies get 413 (default 4)")
+  serve.set_defaults(func=cmd_serve)
 
   replay_cmd = commands.add_parser(
     "replay", help="run the pipeline span after span over a data set with time"
