@@ -229,3 +229,28 @@ def test_a_newly_pushed_version_is_served_without_a_restart(core, saved_model_di
     assert len(answer["predictions"][0]["movie_ids"]) == 2
     assert http_call(url + MODEL + "/versions/1:predict", {"instances": ["10"]})[0] == 404
     assert watcher.current.version == 3
+
+
+def test_a_chunked_body_over_the_limit_is_refused(served_base_path):
+  """No Content-Length to check up front: the server counts while it reads."""
+  with running_server(served_base_path, max_request_bytes=1_000) as (url, _):
+    host, port = url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=60)
+    chunks = iter([b'{"instances": [' + b'"10", ' * 300, b'"10"]}'])
+    connection.request("POST", MODEL + ":predict", body=chunks, encode_chunked=True)
+    reply = connection.getresponse()
+    assert reply.status == 413 and "limit of 1000 bytes" in json.loads(reply.read())["error"]
+    connection.close()
+
+
+def test_an_unexpected_failure_is_a_500_without_a_traceback(served_base_path, monkeypatch):
+  from nfrec.serving import model_server
+
+  def broken(self, *args):
+    raise RuntimeError("something went wrong inside")
+
+  monkeypatch.setattr(model_server.ModelServer, "predict", broken)
+  with running_server(served_base_path) as (url, _):
+    status, answer = http_call(url + MODEL + ":predict", {"instances": ["10"]})
+  assert status == 500
+  assert answer == {"error": "RuntimeError: something went wrong inside"}
