@@ -151,6 +151,8 @@ TFMA_MAE = "mean_absolute_error"
 # Files one step writes and another reads.
 
 TRAINER_METRICS_FILE = "metrics.json"  # in the Trainer's model_run
+# The logger of the Trainer's epochs, which `nfrec run` draws as progress.
+PROGRESS_LOGGER = "nfrec.progress"
 # Where RecommenderTrainer's executor tells run_fn the catalog is (custom_config keys).
 CATALOG_FILES = "catalog_files"
 CATALOG_TRANSFORM_OUTPUT = "catalog_transform_output"

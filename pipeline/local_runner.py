@@ -48,6 +48,11 @@ class LocalRun:
   wall_time_s: float
 
 
+def metadata_connection_config(config: config_lib.PipelineConfig):
+  """ML-Metadata of the local runs: SQLite in the output folder."""
+  return tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_sqlite)
+
+
 def run(config: config_lib.PipelineConfig) -> LocalRun:
   """Runs the pipeline to its end (or raises the failing component's error)."""
   check_input(config)
@@ -62,9 +67,7 @@ def run(config: config_lib.PipelineConfig) -> LocalRun:
       schema_lib.movies_schema_for(config), schemas
     ),
   )
-  metadata_config = tfx.orchestration.metadata.sqlite_metadata_connection_config(
-    config.metadata_sqlite
-  )
+  metadata_config = metadata_connection_config(config)
   started = time.time()
   tfx.orchestration.LocalDagRunner().run(pipeline_lib.create_pipeline(config, metadata_config))
   return LocalRun(config, metadata_config, started, time.time() - started)

@@ -33,13 +33,32 @@ def first_run(tiny_data_dir, tmp_path_factory):
   result = _nfrec("run", "--data", tiny_data_dir, "--output", output, *FAST)
   assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
   with open(os.path.join(output, "run_summary.json")) as f:
-    return output, json.load(f), result.stdout
+    return output, json.load(f), result
 
 
 def test_every_component_ran(first_run):
   _, summary, _ = first_run
   assert set(summary["components"]) == set(PIPELINE_COMPONENTS)
   assert all(c["state"] == "COMPLETE" for c in summary["components"].values())
+
+
+def test_progress_names_each_component_as_it_starts_and_ends_and_each_epoch(first_run):
+  """Not a terminal here: one line per event, on stderr (stdout keeps the summary)."""
+  _, summary, result = first_run
+  lines = result.stderr.splitlines()
+  for component in PIPELINE_COMPONENTS:
+    started = [i for i, line in enumerate(lines) if line.endswith(f"] {component} started")]
+    done = [i for i, line in enumerate(lines) if f"] {component} done in " in line]
+    assert len(started) == 1 and len(done) == 1 and started[0] < done[0], component
+  (statistics,) = [line for line in lines if "] StatisticsGen done in" in line]
+  train = summary["data"]["ratings"]["train"]
+  assert f"train {train:,}," in statistics
+  epochs = [line for line in lines if "] Trainer selection fit: epoch " in line]
+  assert [line.split("epoch ")[1].split(" ")[0] for line in epochs] == ["1/4", "2/4", "3/4", "4/4"]
+  assert "val_recall_at_10" in epochs[0] and epochs[-1].endswith("this fit is done")
+  refit = [line for line in lines if "] Trainer refit: epoch " in line]
+  assert len(refit) == summary["trainer_metrics"]["epochs_selected"]
+  assert not any("\r" in line for line in lines)  # no live line outside a terminal
 
 
 def test_summary_counts_the_data_and_the_split(first_run, tiny_data_dir):
@@ -63,7 +82,8 @@ def test_summary_counts_the_data_and_the_split(first_run, tiny_data_dir):
 
 
 def test_metrics_blessing_and_push(first_run):
-  output, summary, stdout = first_run
+  output, summary, result = first_run
+  stdout = result.stdout
   evaluator, trainer = summary["evaluator_metrics"], summary["trainer_metrics"]
   assert 0.3 < evaluator["root_mean_squared_error"] < 1.5
   # The Trainer selects on validation, never on eval, and says so.
@@ -84,7 +104,8 @@ def test_metrics_blessing_and_push(first_run):
 
 
 def test_retrieval_metrics_and_baselines_gate_the_push_and_fill_the_report(first_run):
-  output, summary, stdout = first_run
+  output, summary, result = first_run
+  stdout = result.stdout
   retrieval = summary["retrieval_evaluation"]
   model, popular = retrieval["model"], retrieval["most_popular"]
   for metrics in (model, popular):

@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from modules import interactions
 from modules.evaluation import metrics as metrics_lib
-from modules.trainer import data
+from modules.trainer import data, progress
 from modules.trainer import model as model_lib
 from modules.trainer.hparams import HParams
 from nfrec import contracts
@@ -219,7 +219,13 @@ def fit(
     dataset,
     steps_per_epoch=steps,
     epochs=hparams.epochs,
-    callbacks=[on_validation, *stopping, *logging, *callbacks],
+    callbacks=[
+      on_validation,
+      *stopping,
+      *logging,
+      progress.TrainingProgress(progress.SELECTION, hparams.epochs, steps, hparams.batch_size),
+      *callbacks,
+    ],
     verbose=0,
   ).history
   seconds = {"selection": time.time() - started}
@@ -236,7 +242,14 @@ def fit(
       if warm_from:
         warm_from.apply(model.build_variables())
     started = time.time()
-    model.fit(dataset, steps_per_epoch=steps, epochs=best + 1, callbacks=list(callbacks), verbose=0)
+    refit_progress = progress.TrainingProgress(progress.REFIT, best + 1, steps, hparams.batch_size)
+    model.fit(
+      dataset,
+      steps_per_epoch=steps,
+      epochs=best + 1,
+      callbacks=[refit_progress, *callbacks],
+      verbose=0,
+    )
     seconds["refit"] = time.time() - started
   return Trained(
     model, metrics, history, epochs=best + 1 if epochs_run else 0, seconds=seconds, warm_start=warm

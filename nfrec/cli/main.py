@@ -149,6 +149,7 @@ def cmd_prepare(args) -> int:
 
 
 def cmd_run(args) -> int:
+  from nfrec.cli import progress
   from nfrec.reporting import report, run_summary
   from nfrec.serving import client as serving_client
   from pipeline import local_runner
@@ -173,7 +174,13 @@ def cmd_run(args) -> int:
     ),
   )
   config.validate()
-  run = local_runner.run(config)
+  metadata_config = local_runner.metadata_connection_config(config)
+
+  def rows_of(component):
+    return run_summary.rows_counted_by(metadata_config, config.pipeline_name, component)
+
+  with progress.printing(rows_of=rows_of):
+    run = local_runner.run(config)
   summary = run_summary.write(
     run.config, run.metadata_config, started_at=run.started_at, wall_time_s=run.wall_time_s
   )

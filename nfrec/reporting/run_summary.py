@@ -79,6 +79,20 @@ def example_counts(statistics_artifact) -> dict:
   return counts
 
 
+def rows_counted_by(metadata_config, pipeline_name: str, component: str) -> str | None:
+  """ "split N, ..." from the newest statistics a component wrote, or None (a component
+  that writes no statistics). For progress lines while a run goes on."""
+  if component not in (pipeline_lib.STATISTICS_GEN, pipeline_lib.MOVIES_STATISTICS_GEN):
+    return None
+  store = metadata_store.MetadataStore(metadata_config)
+  execution = latest_executions(store, pipeline_name).get(component)
+  statistics = execution[1].get("statistics") if execution else None
+  if not statistics:
+    return None
+  counts = example_counts(statistics[0])
+  return ", ".join(f"{split} {count:,}" for split, count in counts.items()) + " rows"
+
+
 def anomalies(anomalies_artifact) -> dict:
   """split -> list of "feature: description" anomalies found by ExampleValidator."""
   return {
