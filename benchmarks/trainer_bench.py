@@ -30,9 +30,9 @@ import tensorflow_recommenders as tfrs
 
 import benchmarks
 from benchmarks import markdown
+from modules import interactions
 from modules.trainer import data
 from modules.trainer import model as model_lib
-from nfrec import contracts
 from pipeline import config as config_lib
 
 DEFAULT_DATA = os.path.join(benchmarks.SHARED_DATA, "ml-100k", "u.data")
@@ -141,16 +141,15 @@ def run_original(train, hparams, epochs):
 def run_project(train, hparams, epochs):
   users, user_index = np.unique(train["user_id"], return_inverse=True)
   movies, movie_index = np.unique(train["movie_id"], return_inverse=True)
-  columns = {
-    contracts.USER_INDEX: tf.constant(user_index, tf.int64),
-    contracts.MOVIE_INDEX: tf.constant(movie_index, tf.int64),
-    contracts.RATING_LABEL: tf.constant(train["rating"]),
-  }
-  counts, mean = data.training_statistics(columns, len(movies))
-  model = model_lib.build_model(
-    len(users), len(movies), hparams, movie_counts=counts, global_mean=mean
+  ratings = interactions.Ratings(
+    user=user_index,
+    movie=movie_index,
+    rating=train["rating"],
+    time=np.zeros(len(user_index), np.int64),
   )
-  dataset, steps = data.shuffled_batches(columns, hparams.batch_size, hparams.seed)
+  statistics = data.training_statistics(ratings, len(users), len(movies))
+  model = model_lib.build_model(len(users), len(movies), hparams, **statistics)
+  dataset, steps = data.shuffled_batches(ratings, hparams.batch_size, hparams.seed)
   start = time.perf_counter()
   times = _timed_fit(model, dataset, epochs, steps)
   # The project trains on full batches: count the examples it actually saw.

@@ -217,22 +217,23 @@ class RecommenderModel(tfrs.Model):
       self.movie_bias = _embedding(num_movies + 1, 1, l2, "zeros", name="movie_bias")
       self.global_bias = tf.Variable(self.global_mean, name="global_bias")
 
+    # Per-example losses, averaged in compute_loss over the global batch
+    # (tf.nn.compute_average_loss): the same mean on one device, and the right scale
+    # when a distribution strategy sums the replicas' gradients.
     self.rating_task = tfrs.tasks.Ranking(
-      loss=tf.keras.losses.MeanSquaredError(),
+      loss=tf.keras.losses.MeanSquaredError(reduction=tf.keras.losses.Reduction.NONE),
       metrics=[
         tf.keras.metrics.RootMeanSquaredError(contracts.RMSE),
         tf.keras.metrics.MeanAbsoluteError(contracts.MAE),
       ],
     )
     # TFRS sums the retrieval loss over the batch; with "mean" it is averaged, so it
-    # no longer drowns the per-example rating MSE (docs/results.md).
-    reduction = (
-      tf.keras.losses.Reduction.SUM_OVER_BATCH_SIZE
-      if hparams.retrieval_loss_reduction == "mean"
-      else tf.keras.losses.Reduction.SUM
-    )
+    # no longer drowns the per-example rating MSE (docs/results.md). Per example here,
+    # reduced in compute_loss.
     self.retrieval_task = tfrs.tasks.Retrieval(
-      loss=tf.keras.losses.CategoricalCrossentropy(from_logits=True, reduction=reduction),
+      loss=tf.keras.losses.CategoricalCrossentropy(
+        from_logits=True, reduction=tf.keras.losses.Reduction.NONE
+      ),
       temperature=hparams.retrieval_temperature,
       remove_accidental_hits=hparams.remove_accidental_hits,
     )
@@ -470,17 +471,18 @@ class RecommenderModel(tfrs.Model):
     queries = self.query(user_vector)
     positives = self.candidate(movie_vector, retrieval_bias)
     # [B, 1]: Keras's MSE averages over the last axis, so each example gets its own loss.
-    rating_loss = self.rating_task(labels=labels[:, tf.newaxis], predictions=ratings[:, tf.newaxis])
+    per_example = self.rating_task(labels=labels[:, tf.newaxis], predictions=ratings[:, tf.newaxis])
     if self.hparams.bias_l2:
-      rating_loss += self.hparams.bias_l2 * tf.reduce_mean(
-        tf.square(user_bias) + tf.square(movie_bias)
+      per_example += self.hparams.bias_l2 * (
+        tf.reshape(tf.square(user_bias) + tf.square(movie_bias), [-1])
       )
     if self.hparams.rating_factors:
       dim = self.hparams.embedding_dim
-      rating_loss += self.hparams.rating_factor_l2 * tf.reduce_mean(
+      per_example += self.hparams.rating_factor_l2 * (
         tf.reduce_sum(tf.square(user_vector[:, dim:]), 1)
         + tf.reduce_sum(tf.square(movie_vector[:, dim:]), 1)
       )
+    rating_loss = tf.nn.compute_average_loss(per_example)
     candidates, score_mask, sampling_probability = positives, None, None
     if self.hparams.retrieval_candidates == "all":
       # Every movie is a negative, except the positive's own copy and the movies the
@@ -492,13 +494,18 @@ class RecommenderModel(tfrs.Model):
         score_mask = tf.logical_or(users[:, tf.newaxis] != users, tf.eye(tf.size(users)) > 0)
       if self.sampling_probability is not None:
         sampling_probability = tf.gather(self.sampling_probability, movies)
-    retrieval_loss = self.retrieval_task(
+    retrieval_per_example = self.retrieval_task(
       queries,
       candidates,
       candidate_sampling_probability=sampling_probability,
       candidate_ids=movies if self.hparams.remove_accidental_hits else None,
       compute_metrics=False,
       score_mask=score_mask,
+    )
+    retrieval_loss = (
+      tf.nn.compute_average_loss(retrieval_per_example)
+      if self.hparams.retrieval_loss_reduction == "mean"
+      else tf.reduce_sum(retrieval_per_example)
     )
     return self.hparams.rating_weight * rating_loss + self.hparams.retrieval_weight * retrieval_loss
 

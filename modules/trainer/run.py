@@ -26,6 +26,8 @@ from nfrec import contracts
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
   """TFX Trainer entry point; the hyperparameters come in `custom_config["hparams"]`."""
   config = fn_args.custom_config
+  # First: a multi-worker strategy must exist before TensorFlow runs any op here.
+  strategy = train.distribution_strategy(config["distribution_strategy"])
   hparams = HParams.from_dict(config["hparams"])
   tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
   movie_vocabulary = [
@@ -52,7 +54,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     num_movies=len(movie_vocabulary),
     hparams=hparams,
     features=MovieFeatures.for_vocabulary(catalog, movie_vocabulary),
-    strategy_name=config["distribution_strategy"],
+    strategy=strategy,
     log_dir=fn_args.model_run_dir,
     warm_from=warm_from,
   )

@@ -40,6 +40,8 @@ USERS_PER_CALL = 512
 
 
 def distribution_strategy(name: str) -> tf.distribute.Strategy:
+  """The strategy by name. Create it before TensorFlow runs anything else in the process:
+  MultiWorkerMirroredStrategy configures collective ops, which TF allows only at startup."""
   if name not in DISTRIBUTION_STRATEGIES:
     raise ValueError(
       f"Unknown distribution strategy {name!r}; choose one of {sorted(DISTRIBUTION_STRATEGIES)}."
@@ -186,7 +188,7 @@ def fit(
   num_movies: int,
   hparams: HParams,
   features: model_lib.MovieFeatures | None = None,
-  strategy_name: str = "default",
+  strategy: tf.distribute.Strategy | None = None,
   log_dir: str | None = None,
   callbacks=(),
   warm_from=None,
@@ -195,7 +197,7 @@ def fit(
   `warm_from` (warm_start.WarmStart) starts both fits from the last blessed model."""
   validation_metrics = Validation(train, validation, num_users, num_movies, hparams.seed)
   dataset, steps = _batches(train, num_users, num_movies, hparams)
-  strategy = distribution_strategy(strategy_name)
+  strategy = strategy or tf.distribute.get_strategy()
   with strategy.scope():
     model = _build(train, num_users, num_movies, hparams, steps, features)
     warm = warm_from.apply(model.build_variables()) if warm_from else None
