@@ -20,10 +20,12 @@ are written to a staging folder and moved into place only on success, so a
 failed prepare never leaves a half-written data folder behind; `rejects.csv`
 is kept either way so the problem can be inspected.
 
-Memory: rows stream from disk to disk; per valid rating only its (user, movie)
-key and line number are held, as packed integers (18 bytes, plus 8 while
-sorting: about 450 MB for the 17M-row Kaggle file), to find duplicates. The
-content of a rejected duplicate is the row as written (normalized).
+Memory is bounded, whatever the size: rows stream from disk to disk. To find
+duplicates, each valid rating's (user, movie) key and row number go to one of
+DUPLICATE_BUCKETS files by user, and each bucket is sorted alone (at 100M
+ratings, about 25 MB each); where a row came from (file and line) goes to a
+file of its own, read only for the duplicates. The content of a rejected
+duplicate is the row as written (normalized).
 """
 
 from __future__ import annotations
@@ -411,12 +413,12 @@ def _write_ratings(
   With `parse_time`, each row's time is checked and written as the TIMESTAMP column.
   """
   staged = path + ".staged"
-  # Per valid row, in order: its (user << 20 | movie) key and where it came from,
-  # as packed integers (18 bytes a row), to find and explain duplicates afterwards.
-  keys, lines, file_ids = array.array("q"), array.array("q"), array.array("H")
+  # Per valid row, in order: its (user << 20 | movie) key and where it came from, on
+  # disk (DuplicateFinder), to find and explain duplicates afterwards.
+  finder = DuplicateFinder(os.path.dirname(path))
   files: list[str] = []
   required = ["user", "movie", "rating"] + (["time"] if parse_time else [])
-  with open(staged, "w", newline="", encoding="utf-8") as f:
+  with open(staged, "w", newline="", encoding="utf-8") as f, finder:
     writer = csv.writer(f)
     for row in rows:
       report.rows_in += 1
@@ -447,14 +449,13 @@ def _write_ratings(
         continue
       if not files or files[-1] != row.file:
         files.append(row.file)
-      keys.append(user << 20 | movie)
-      lines.append(row.line)
-      file_ids.append(len(files) - 1)
+      finder.add(user << 20 | movie, row.line, len(files) - 1)
       # Half stars always with a decimal, so the column is FLOAT whatever the values.
       rating_text = f"{rating:.1f}" if scale.step < 1 else str(int(rating))
       writer.writerow([user, rating_text, movie] + time)
 
-  duplicate_of = _duplicates(np.frombuffer(keys, dtype=np.int64) if keys else np.zeros(0, np.int64))
+    duplicate_of = finder.duplicates()
+    where_from = finder.where_from(set(duplicate_of) | set(duplicate_of.values()))
   with (
     open(staged, newline="", encoding="utf-8") as source,
     open(path, "w", newline="", encoding="utf-8") as target,
@@ -467,12 +468,82 @@ def _write_ratings(
         target.write(line)
         report.rows_written += 1
       else:
-        row_file, kept_file = files[file_ids[index]], files[file_ids[first]]
-        where = (
-          f"line {lines[first]}" if kept_file == row_file else f"{kept_file} line {lines[first]}"
-        )
-        rejects.reject(row_file, lines[index], f"{DUPLICATE}: {where} is kept", line.rstrip())
+        (row_line, row_file_id), (kept_line, kept_file_id) = where_from[index], where_from[first]
+        row_file, kept_file = files[row_file_id], files[kept_file_id]
+        where = f"line {kept_line}" if kept_file == row_file else f"{kept_file} line {kept_line}"
+        rejects.reject(row_file, row_line, f"{DUPLICATE}: {where} is kept", line.rstrip())
   os.remove(staged)
+
+
+DUPLICATE_BUCKETS = 64
+_BUFFERED_ROWS = 1 << 14  # per bucket, before it is appended to its file
+
+
+class DuplicateFinder:
+  """Repeated keys among many rows in bounded memory: rows are numbered in the order
+  added; each (key, row) goes to a bucket file by key (the user, in the high bits, so a
+  user's keys share a bucket); duplicates() sorts one bucket at a time. A context
+  manager: its temporary files are removed on exit."""
+
+  def __init__(self, directory: str, buckets: int = DUPLICATE_BUCKETS):
+    self.folder = tempfile.mkdtemp(prefix=".duplicates-", dir=directory)
+    self.buckets = buckets
+    self.rows = 0
+    self._pending: list[array.array] = [array.array("q") for _ in range(buckets)]
+    self._origin = open(os.path.join(self.folder, "origin"), "wb")
+    self._origin_buffer = array.array("q")
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *exc):
+    self._origin.close()
+    shutil.rmtree(self.folder, ignore_errors=True)
+
+  def _bucket_path(self, bucket: int) -> str:
+    return os.path.join(self.folder, f"bucket-{bucket}")
+
+  def add(self, key: int, line: int, file_id: int) -> None:
+    pending = self._pending[(key >> 20) % self.buckets]
+    pending.extend((key, self.rows))
+    if len(pending) >= 2 * _BUFFERED_ROWS:
+      self._flush((key >> 20) % self.buckets)
+    self._origin_buffer.extend((line, file_id))
+    if len(self._origin_buffer) >= 2 * _BUFFERED_ROWS:
+      self._origin_buffer.tofile(self._origin)
+      del self._origin_buffer[:]
+    self.rows += 1
+
+  def _flush(self, bucket: int) -> None:
+    with open(self._bucket_path(bucket), "ab") as f:
+      self._pending[bucket].tofile(f)
+    del self._pending[bucket][:]
+
+  def duplicates(self) -> dict[int, int]:
+    """Row of each repeated key -> row of its first occurrence."""
+    self._origin_buffer.tofile(self._origin)
+    del self._origin_buffer[:]
+    self._origin.flush()
+    found: dict[int, int] = {}
+    for bucket in range(self.buckets):
+      if self._pending[bucket]:
+        self._flush(bucket)
+      if not os.path.exists(self._bucket_path(bucket)):
+        continue
+      pairs = np.fromfile(self._bucket_path(bucket), dtype=np.int64).reshape(-1, 2)
+      # Rows entered each bucket in increasing order: a stable sort by key keeps it.
+      repeated = _duplicates(pairs[:, 0])
+      rows = pairs[:, 1]
+      found.update({int(rows[i]): int(rows[first]) for i, first in repeated.items()})
+    return found
+
+  def where_from(self, rows: set[int]) -> dict[int, tuple[int, int]]:
+    """(line, file id) of the given rows, read from disk."""
+    if not rows:
+      return {}
+    origin = np.memmap(os.path.join(self.folder, "origin"), dtype=np.int64, mode="r")
+    origin = origin.reshape(-1, 2)
+    return {row: (int(origin[row, 0]), int(origin[row, 1])) for row in sorted(rows)}
 
 
 def _duplicates(keys: np.ndarray) -> dict[int, int]:

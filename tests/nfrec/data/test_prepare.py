@@ -4,6 +4,7 @@ import csv
 import json
 import os
 
+import numpy as np
 import pytest
 
 import benchmarks
@@ -271,3 +272,21 @@ def test_real_netflix_prize_titles_with_a_combined_file_made_from_the_10k_sample
   )
   assert report.rows_in == 10_000 and report.rows_written + sum(report.rejects.values()) == 10_000
   assert report.movies_written == 17_770
+
+
+def test_duplicates_found_bucket_by_bucket_equal_one_sort_of_everything(tmp_path, monkeypatch):
+  """The bounded-memory finder (several buckets, small buffers flushed many times)
+  finds exactly the duplicates one in-memory sort finds, each pointing at the first."""
+  monkeypatch.setattr(prepare, "_BUFFERED_ROWS", 8)
+  rng = np.random.default_rng(3)
+  users, movies = rng.integers(0, 40, 5_000), rng.integers(0, 30, 5_000)
+  keys = users << 20 | movies
+  with prepare.DuplicateFinder(str(tmp_path), buckets=5) as finder:
+    for row, key in enumerate(keys.tolist()):
+      finder.add(key, line=row + 2, file_id=row % 3)
+    found = finder.duplicates()
+    assert found == prepare._duplicates(keys)
+    assert len(found) > 1_000  # the check is not vacuous
+    some = sorted(found)[:3]
+    assert finder.where_from(set(some)) == {row: (row + 2, row % 3) for row in some}
+  assert not any(name.startswith(".duplicates-") for name in os.listdir(tmp_path))
