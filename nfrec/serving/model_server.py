@@ -68,6 +68,11 @@ class LoadedVersion:
 
 
 def load_version(path: str) -> LoadedVersion:
+  saved_model = _saved_model_proto(path)
+  if _uses_scann(saved_model):
+    # A ScaNN index (`nfrec run --index scann`): its ops are registered by importing
+    # ScaNN, as only a ScaNN-enabled TF Serving build could load it.
+    import scann  # noqa: F401
   model = tf.saved_model.load(path)
   signatures = dict(model.signatures)
   input_specs = {
@@ -89,7 +94,7 @@ def load_version(path: str) -> LoadedVersion:
     model=model,
     signatures=signatures,
     input_specs=input_specs,
-    signature_defs=_signature_defs(path),
+    signature_defs=_signature_defs(saved_model),
     catalog=catalog,
     user_rows=user_rows,
   )
@@ -103,10 +108,19 @@ def _input_spec(spec: tf.TensorSpec) -> rest_protocol.InputSpec:
   return rest_protocol.InputSpec(numpy_dtype, tf_name, shape)
 
 
-def _signature_defs(path: str) -> dict:
+def _saved_model_proto(path: str) -> saved_model_pb2.SavedModel:
   saved_model = saved_model_pb2.SavedModel()
   with open(os.path.join(path, "saved_model.pb"), "rb") as f:
     saved_model.ParseFromString(f.read())
+  return saved_model
+
+
+def _uses_scann(saved_model: saved_model_pb2.SavedModel) -> bool:
+  ops = saved_model.meta_graphs[0].meta_info_def.stripped_op_list.op
+  return any(op.name.startswith("Scann") for op in ops)
+
+
+def _signature_defs(saved_model: saved_model_pb2.SavedModel) -> dict:
   return {
     name: json_format.MessageToDict(
       signature, preserving_proto_field_name=True, including_default_value_fields=True

@@ -254,3 +254,18 @@ def test_an_unexpected_failure_is_a_500_without_a_traceback(served_base_path, mo
     status, answer = http_call(url + MODEL + ":predict", {"instances": ["10"]})
   assert status == 500
   assert answer == {"error": "RuntimeError: something went wrong inside"}
+
+
+def test_a_scann_model_is_served_with_scanns_ops(core, tmp_path, served_base_path):
+  from tests.conftest import tiny_serving_model
+
+  from nfrec.serving import model_server
+
+  serving_model.save(tiny_serving_model(core, index_type="scann"), str(tmp_path / "1"))
+  # What makes the server import ScaNN: the model's ops (this process may have it already).
+  assert model_server._uses_scann(model_server._saved_model_proto(str(tmp_path / "1")))
+  assert not model_server._uses_scann(model_server._saved_model_proto(served_base_path + "/1"))
+  with running_server(str(tmp_path)) as (url, _):
+    status, answer = http_call(url + MODEL + ":predict", {"instances": [USERS[0]]})
+  assert status == 200, answer
+  assert len(answer["predictions"][0]["movie_ids"]) == TOP_K
