@@ -257,9 +257,8 @@ def test_an_unexpected_failure_is_a_500_without_a_traceback(served_base_path, mo
 
 
 def test_a_scann_model_is_served_with_scanns_ops(core, tmp_path, served_base_path):
-  from tests.conftest import tiny_serving_model
-
   from nfrec.serving import model_server
+  from tests.conftest import tiny_serving_model
 
   serving_model.save(tiny_serving_model(core, index_type="scann"), str(tmp_path / "1"))
   # What makes the server import ScaNN: the model's ops (this process may have it already).
