@@ -178,7 +178,7 @@ def main(argv=None) -> int:
     description=__doc__,
     formatter_class=argparse.RawDescriptionHelpFormatter,
   )
-  # 17M (about 2.5 hours here) only when asked for.
+  # 17M only when asked for: many hours here (docs/performance.md, the cost curve).
   parser.add_argument("--sizes", nargs="+", default=["100k", "1M", "5M"], choices=list(SIZES))
   parser.add_argument(
     "--modes",
