@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.resources
+import itertools
 import logging
 import os
 import re
@@ -181,18 +182,15 @@ class ModelServer:
 
   def _version(self, name: str, version: str | None, for_predict: bool) -> LoadedVersion:
     current = self.watcher.current
-    if name != self.model_name or current is None:
-      if for_predict:
-        spec = f"Specific({name}, {version})" if version else f"Latest({name})"
-        raise ServingError("NOT_FOUND", f"Servable not found for request: {spec}")
-      raise ServingError("NOT_FOUND", f"Could not find any versions of model {name}")
-    if version is not None and int(version) != current.version:
-      if for_predict:
-        raise ServingError(
-          "NOT_FOUND", f"Servable not found for request: Specific({name}, {version})"
-        )
+    served = name == self.model_name and current is not None
+    if served and (version is None or int(version) == current.version):
+      return current
+    if for_predict:
+      spec = f"Specific({name}, {version})" if version else f"Latest({name})"
+      raise ServingError("NOT_FOUND", f"Servable not found for request: {spec}")
+    if served:  # the model is served, at another version
       raise ServingError("NOT_FOUND", f"Could not find version {version} of model {name}")
-    return current
+    raise ServingError("NOT_FOUND", f"Could not find any versions of model {name}")
 
   def status(self, name: str, version: str | None) -> dict:
     loaded = self._version(name, version, for_predict=False)
@@ -230,8 +228,6 @@ class ModelServer:
       outputs = function(**{key: tf.constant(value) for key, value in request.inputs.items()})
     except tf.errors.OpError as error:  # e.g. inputs whose batch sizes differ
       raise ServingError(_code_name(error.error_code), error.message) from None
-    except (TypeError, ValueError) as error:  # shapes the signature does not accept
-      raise invalid(str(error).split("\n")[0]) from None
     return rest_protocol.predict_response(
       {key: value.numpy() for key, value in outputs.items()}, request.format
     )
@@ -273,7 +269,7 @@ class ModelServer:
   def example_users(self, limit: int) -> list[str]:
     """The most active known users (the user vocabulary is sorted by rating count)."""
     loaded = self._version(self.model_name, None, for_predict=False)
-    return list(loaded.user_rows)[:limit]
+    return list(itertools.islice(loaded.user_rows, limit))
 
 
 def _movie(catalog: dict, row: int) -> dict:
@@ -349,9 +345,11 @@ def create_app(server: ModelServer, max_request_bytes: int = DEFAULT_MAX_REQUEST
       log.exception("%s %s failed", method, path)
       return _error(ServingError("INTERNAL", f"{type(error).__name__}: {error}"))
 
+  page_html = importlib.resources.files("nfrec.serving").joinpath("page/index.html").read_text()
+  page_html = page_html.replace("{{MODEL_NAME}}", server.model_name)
+
   def page(request: Request) -> Response:
-    html = importlib.resources.files("nfrec.serving").joinpath("page/index.html").read_text()
-    return HTMLResponse(html.replace("{{MODEL_NAME}}", server.model_name))
+    return HTMLResponse(page_html)
 
   def lookup(handler):
     def endpoint(request: Request) -> Response:
