@@ -20,12 +20,13 @@ are written to a staging folder and moved into place only on success, so a
 failed prepare never leaves a half-written data folder behind; `rejects.csv`
 is kept either way so the problem can be inspected.
 
-Memory is bounded, whatever the size: rows stream from disk to disk. To find
-duplicates, each valid rating's (user, movie) key and row number go to one of
-DUPLICATE_BUCKETS files by user, and each bucket is sorted alone (at 100M
-ratings, about 25 MB each); where a row came from (file and line) goes to a
-file of its own, read only for the duplicates. The content of a rejected
-duplicate is the row as written (normalized).
+Memory does not grow with the number of ratings, only with the number of
+duplicates: rows stream from disk to disk. To find duplicates, each valid
+rating's (user, movie) key and row number go to one of DUPLICATE_BUCKETS files
+by user, and each bucket is sorted alone (at 100M ratings, about 25 MB each);
+where a row came from (file and line) goes to a file of its own, read only for
+the duplicates, whose row numbers are held until they are written to rejects.csv.
+The content of a rejected duplicate is the row as written (normalized).
 """
 
 from __future__ import annotations
@@ -504,10 +505,10 @@ class DuplicateFinder:
     return os.path.join(self.folder, f"bucket-{bucket}")
 
   def add(self, key: int, line: int, file_id: int) -> None:
-    pending = self._pending[(key >> 20) % self.buckets]
-    pending.extend((key, self.rows))
-    if len(pending) >= 2 * _BUFFERED_ROWS:
-      self._flush((key >> 20) % self.buckets)
+    bucket = (key >> 20) % self.buckets
+    self._pending[bucket].extend((key, self.rows))
+    if len(self._pending[bucket]) >= 2 * _BUFFERED_ROWS:
+      self._flush(bucket)
     self._origin_buffer.extend((line, file_id))
     if len(self._origin_buffer) >= 2 * _BUFFERED_ROWS:
       self._origin_buffer.tofile(self._origin)
