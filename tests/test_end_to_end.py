@@ -348,8 +348,9 @@ def test_readme_curl_commands_against_nfrec_serve_equal_the_signatures(first_run
   included); each answer is what a direct call of the signature returns."""
   import urllib.request
 
-  import numpy as np
   import tensorflow as tf
+
+  from tests.nfrec.serving.conftest import assert_same_answer
 
   _, summary, _ = first_run
   commands = _readme_curl_commands()
@@ -399,17 +400,7 @@ def test_readme_curl_commands_against_nfrec_serve_equal_the_signatures(first_run
       expected = signatures[request["signature_name"]](
         **{name: tf.constant(value) for name, value in inputs.items()}
       )
-      columns = (
-        {name: [row[name] for row in answer["predictions"]] for name in expected}
-        if rows
-        else answer["outputs"]
-      )
-      assert set(columns) == set(expected), (argv, answer)
-      for name, tensor in expected.items():
-        want = tensor.numpy()
-        if want.dtype == object:
-          want = np.vectorize(bytes.decode, otypes=[object])(want)
-        np.testing.assert_array_equal(np.array(columns[name], dtype=want.dtype), want, name)
+      assert_same_answer(answer, expected, rows)
   finally:
     server.terminate()
     server.wait(timeout=30)

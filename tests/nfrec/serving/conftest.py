@@ -9,6 +9,7 @@ import time
 import urllib.error
 import urllib.request
 
+import numpy as np
 import pytest
 import uvicorn
 
@@ -65,3 +66,18 @@ def served_base_path(saved_model_dir, tmp_path_factory):
   base = tmp_path_factory.mktemp("served")
   shutil.copytree(saved_model_dir, base / "1")
   return str(base)
+
+
+def assert_same_answer(answer: dict, outputs: dict, rows: bool) -> None:
+  """A predict answer (row or columnar format) holds exactly the signature's outputs,
+  strings decoded."""
+  if rows:
+    columns = {name: [row[name] for row in answer["predictions"]] for name in outputs}
+  else:
+    columns = answer["outputs"]
+  assert set(columns) == set(outputs), answer
+  for name, tensor in outputs.items():
+    expected = tensor.numpy()
+    if expected.dtype == object:
+      expected = np.vectorize(bytes.decode, otypes=[object])(expected)
+    np.testing.assert_array_equal(np.array(columns[name], dtype=expected.dtype), expected, name)

@@ -6,7 +6,6 @@ import http.client
 import json
 import shutil
 
-import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -14,7 +13,7 @@ from benchmarks import synthetic_model
 from modules.serving import serving_model
 from nfrec import contracts
 from tests.conftest import CATALOG, KNOWN, MOVIES, TOP_K, USERS
-from tests.nfrec.serving.conftest import http_call, running_server
+from tests.nfrec.serving.conftest import assert_same_answer, http_call, running_server
 
 MODEL = f"/v1/models/{contracts.MODEL_NAME}"
 
@@ -28,21 +27,6 @@ def server(served_base_path):
 @pytest.fixture(scope="module")
 def signatures(served_base_path):
   return tf.saved_model.load(f"{served_base_path}/1").signatures
-
-
-def assert_same_answer(answer, outputs: dict, rows: bool):
-  """The JSON answer holds exactly the signature's outputs (strings decoded)."""
-  if rows:
-    columns = {name: [row[name] for row in answer["predictions"]] for name in outputs}
-  else:
-    columns = answer["outputs"]
-  assert set(columns) == set(outputs)
-  for name, tensor in outputs.items():
-    expected = tensor.numpy()
-    if expected.dtype == object:
-      assert columns[name] == [[v.decode() for v in row] for row in expected.tolist()], name
-    else:
-      np.testing.assert_array_equal(np.array(columns[name], dtype=expected.dtype), expected, name)
 
 
 def test_status_and_metadata_describe_the_served_version(server, signatures):
