@@ -56,8 +56,8 @@ class RawRatings:
 
   def columns(self) -> tuple:
     # Not dataclasses.astuple: it deep-copies every array, element by element for the
-    # id strings, and select() runs once per new user (quadratic: 60 % of this
-    # component's time at 1M ratings).
+    # id strings, and select() runs once per new user (quadratic: about half of this
+    # component's time at 1M ratings, 78.5 s -> 37.7 s without it).
     return tuple(getattr(self, field.name) for field in dataclasses.fields(self))
 
   def select(self, mask) -> RawRatings:
