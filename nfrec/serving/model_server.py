@@ -361,7 +361,10 @@ def create_app(server: ModelServer, max_request_bytes: int = DEFAULT_MAX_REQUEST
     return endpoint
 
   def movies(request: Request):
-    limit = min(int(request.query_params.get("limit", "20") or 20), 100)
+    limit = request.query_params.get("limit") or "20"
+    if not limit.isdigit():
+      raise invalid(f"limit must be a whole number, got {limit!r}")
+    limit = min(int(limit), 100)
     return {"movies": server.search_movies(request.query_params.get("q", ""), limit)}
 
   def user(request: Request):

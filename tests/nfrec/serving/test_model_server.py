@@ -175,6 +175,11 @@ def test_the_page_lookups_read_the_models_catalog_and_record(server):
   assert [(m["title"], m["year"]) for m in answer["movies"]] == [("Hamlet", 1948), ("Hamlet", 1996)]
   titles = [m["title"] for m in http_call(server + "/api/movies?q=HEAT")[1]["movies"]]
   assert titles == ["Heat", "Heat Returns"]  # the exact title first
+  assert len(http_call(server + "/api/movies?q=h&limit=1")[1]["movies"]) == 1
+  assert http_call(server + "/api/movies?q=h&limit=abc") == (
+    400,
+    {"error": "limit must be a whole number, got 'abc'"},
+  )
   user = http_call(server + f"/api/users/{USERS[0]}")[1]
   rated = [MOVIES[m] for m in KNOWN.movie[KNOWN.user == 0]]
   assert user["known"] and [m["movie_id"] for m in user["history"]] == rated
