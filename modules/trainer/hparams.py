@@ -12,9 +12,9 @@ import dataclasses
 import typing
 from typing import Any
 
-OPTIMIZERS = ("adagrad", "adam")
+OPTIMIZERS = ("adagrad", "adam", "lazy_adam")
 LOSS_REDUCTIONS = ("sum", "mean")
-RETRIEVAL_CANDIDATES = ("in_batch", "all")
+RETRIEVAL_CANDIDATES = ("in_batch", "all", "sampled")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,7 +43,9 @@ class HParams:
   rating_weight: float
   retrieval_weight: float
   retrieval_loss_reduction: str  # "sum" over the batch (TFRS) or "mean"
-  retrieval_candidates: str  # "in_batch" movies, or "all" the catalog, as the negatives
+  retrieval_candidates: str  # "in_batch" movies, "all" the catalog, or "sampled" from it
+  retrieval_negatives: int  # movies sampled per batch ("sampled"; all of a smaller catalog)
+  negative_sampling_power: float  # drawn in proportion to (training ratings + 1) ** power
   retrieval_temperature: float  # the softmax's logits are divided by it
   sampling_correction: bool  # logQ correction of the in-batch negatives
   remove_accidental_hits: bool  # a batch's other rows of the same movie are no negatives
@@ -78,7 +80,7 @@ class HParams:
         f"retrieval_loss_reduction {self.retrieval_loss_reduction!r} "
         f"is not one of {LOSS_REDUCTIONS}"
       )
-    for name in ("embedding_dim", "batch_size", "steps_per_execution"):
+    for name in ("embedding_dim", "batch_size", "steps_per_execution", "retrieval_negatives"):
       if getattr(self, name) < 1:
         problems.append(f"{name} must be at least 1, got {getattr(self, name)}")
     for name in (

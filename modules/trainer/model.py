@@ -16,8 +16,9 @@ training ratings still gets a meaningful vector from its title and year.
 Rating head: an MLP on the two towers' vectors (and optionally their dot
 product) plus user, movie and global biases.
 
-Retrieval: TFRS's Retrieval task, with the in-batch movies as candidates or the
-whole catalog. Loss = rating_weight * rating loss + retrieval_weight * retrieval
+Retrieval: TFRS's Retrieval task, with the in-batch movies as candidates, the
+whole catalog, or a sample of it (logQ-corrected: a step's cost does not grow
+with the catalog). Loss = rating_weight * rating loss + retrieval_weight * retrieval
 loss. Every knob is an `HParams` field (a preset in pipeline/config.py); the
 `seed` preset (ids only, in-batch softmax) is the original notebook's model.
 
@@ -36,10 +37,8 @@ import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
 from modules.trainer.hparams import HParams
+from modules.trainer.optimizers import OPTIMIZERS
 from nfrec import contracts
-
-# The optimizers an HParams may name (hparams.OPTIMIZERS), by name.
-OPTIMIZERS = {"adagrad": tf.keras.optimizers.Adagrad, "adam": tf.keras.optimizers.Adam}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -247,6 +246,13 @@ class RecommenderModel(tfrs.Model):
         trainable=False,
         name="movie_sampling_probability",
       )  # the OOV row last, as in the vocabulary
+
+    if hparams.retrieval_candidates == "sampled":
+      counts = np.zeros(num_movies) if movie_counts is None else np.asarray(movie_counts)
+      weights = (counts.astype(np.float64) + 1.0) ** hparams.negative_sampling_power
+      self.negative_probability = _constant(
+        weights / weights.sum(), tf.float32, "negative_sampling_probability"
+      )
 
   # ---------------------------------------------------------------------------
   # Ids: an id without training ratings (or dropped in training) uses the OOV row.
@@ -484,11 +490,37 @@ class RecommenderModel(tfrs.Model):
       )
     rating_loss = tf.nn.compute_average_loss(per_example)
     candidates, score_mask, sampling_probability = positives, None, None
-    if self.hparams.retrieval_candidates == "all":
+    if self.scores_whole_catalog:
       # Every movie is a negative, except the positive's own copy and the movies the
       # user rated in this batch's chunk: only unrated movies have to rank below.
       candidates = tf.concat([positives, self.candidates()], axis=0)
       score_mask = self._catalog_mask(users, movies, chunks)
+    elif self.hparams.retrieval_candidates == "sampled":
+      # The catalog softmax estimated from a sample of it (Bengio & Senecal, 2008):
+      # `retrieval_negatives` movies drawn for the whole batch, each negative's logit
+      # lowered by log(its expected count), so a step costs the same whatever the
+      # catalog's size; the positive's logit is not corrected. Movies the user rated
+      # (in the batch, history included) are no negatives, as with "all".
+      sampled = self.sample_negatives()
+      vector, _, retrieval_bias = self.movie_tower(sampled)
+      expected_count = self.hparams.retrieval_negatives * tf.gather(
+        self.negative_probability, sampled
+      )
+      # Folded in as one more dimension, query 1 . -log(count), since TFRS's own
+      # correction clips probabilities to at most 1 (an expected count may exceed it).
+      # Scaled by the temperature, which divides the whole logit.
+      correction = -self.hparams.retrieval_temperature * tf.math.log(expected_count)
+      queries = tf.concat([queries, tf.ones_like(queries[:, :1])], axis=1)
+      candidates = tf.concat(
+        [
+          tf.concat([positives, tf.zeros_like(positives[:, :1])], axis=1),
+          tf.concat([self.candidate(vector, retrieval_bias), correction[:, tf.newaxis]], axis=1),
+        ],
+        axis=0,
+      )
+      score_mask = tf.concat(
+        [tf.eye(tf.size(users)) > 0, ~self._rated_in_batch(users, movies, chunks, sampled)], axis=1
+      )
     else:
       if chunks is not None:  # the user's other rows in the batch are no negatives
         score_mask = tf.logical_or(users[:, tf.newaxis] != users, tf.eye(tf.size(users)) > 0)
@@ -508,6 +540,22 @@ class RecommenderModel(tfrs.Model):
       else tf.reduce_sum(retrieval_per_example)
     )
     return self.hparams.rating_weight * rating_loss + self.hparams.retrieval_weight * retrieval_loss
+
+  @property
+  def scores_whole_catalog(self) -> bool:
+    """Whether training scores every catalog movie: "all", or "sampled" from a catalog no
+    larger than the sample (exact, and no dearer than sampling)."""
+    candidates, negatives = self.hparams.retrieval_candidates, self.hparams.retrieval_negatives
+    return candidates == "all" or (candidates == "sampled" and self.num_movies <= negatives)
+
+  def sample_negatives(self):
+    """`retrieval_negatives` movie indices [S], drawn with replacement in proportion to
+    (training ratings + 1) ** negative_sampling_power (0: uniform over the catalog)."""
+    return tf.random.categorical(
+      tf.math.log(self.negative_probability)[tf.newaxis],
+      self.hparams.retrieval_negatives,
+      dtype=tf.int64,
+    )[0]
 
   def _catalog_mask(self, users, movies, chunks):
     """[B, B + M]: the diagonal of the in-batch block, and every catalog movie but
@@ -530,6 +578,19 @@ class RecommenderModel(tfrs.Model):
       tf.cast(tf.stack([size, self.num_movies + 1]), tf.int64),
     )[:, : self.num_movies]
     return tf.concat([tf.eye(size) > 0, rated == 0], axis=1)
+
+  def _rated_in_batch(self, users, movies, chunks, sampled):
+    """[B, S]: True where the row's user rated movie `sampled[s]` in the batch (its
+    chunks' rows, history included). A sorted search of (user, movie) keys of the
+    batch's distinct users: no [B, M] tensor."""
+    all_users, all_movies = (users, movies) if chunks is None else chunks[1:]
+    stride = self.num_movies + 1
+    rated = tf.sort(tf.reshape(all_users * stride + all_movies, [1, -1]))
+    distinct, row_user = tf.unique(users)
+    wanted = tf.reshape(distinct[:, tf.newaxis] * stride + sampled[tf.newaxis, :], [1, -1])
+    found = tf.minimum(tf.searchsorted(rated, wanted), tf.size(rated) - 1)
+    hits = tf.reshape(tf.gather(rated[0], found[0]) == wanted[0], [-1, tf.size(sampled)])
+    return tf.gather(hits, row_user)
 
 
 def build_model(

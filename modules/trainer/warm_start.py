@@ -10,7 +10,7 @@ OOV row. Every other weight (towers' dense layers, the rating head, title-word
 and year embeddings) is copied when its shape is unchanged. The optimizer
 state is not carried over (a new optimizer, as TFX's warm-start guidance says),
 and neither are the data-derived constants (which ids were trained, the
-catalog features, popularity).
+catalog features, popularity and the negative-sampling distribution).
 """
 
 from __future__ import annotations
@@ -34,12 +34,14 @@ MOVIE_TABLES = (
 # Data, not learned: rebuilt from this run's data.
 NOT_CARRIED = (
   "optimizer",
+  "rating_task",  # its metrics' running totals
   "trained_users",
   "trained_movies",
   "title_tokens",
   "year_bucket",
   "movie_sampling_probability",
   "sampling_probability",
+  "negative_probability",
 )
 MODEL_PREFIX = "core/model/"
 SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"

@@ -5,7 +5,7 @@ import dataclasses
 import pytest
 
 from modules.trainer import hparams as hparams_lib
-from modules.trainer import model as model_lib
+from modules.trainer import optimizers
 from pipeline import config as config_lib
 
 DEFAULT = config_lib.PRESETS["default"]
@@ -50,4 +50,4 @@ def test_every_preset_sets_every_knob_and_every_optimizer_is_built():
   fields = {field.name for field in dataclasses.fields(hparams_lib.HParams)}
   for preset in config_lib.PRESETS.values():
     assert set(preset.to_dict()) == fields
-  assert set(model_lib.OPTIMIZERS) == set(hparams_lib.OPTIMIZERS)
+  assert set(optimizers.OPTIMIZERS) == set(hparams_lib.OPTIMIZERS)

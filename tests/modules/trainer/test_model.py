@@ -34,9 +34,10 @@ def _batches(hparams, ratings):
   return data.shuffled_batches(ratings, hparams.batch_size, 0)
 
 
-def _model(hparams, **kwargs):
+def _model(hparams, movie_counts=None, **kwargs):
+  counts = np.ones(NUM_MOVIES) if movie_counts is None else movie_counts
   return model_lib.build_model(
-    NUM_USERS, NUM_MOVIES, hparams, movie_counts=np.ones(NUM_MOVIES), global_mean=3.0, **kwargs
+    NUM_USERS, NUM_MOVIES, hparams, movie_counts=counts, global_mean=3.0, **kwargs
   )
 
 
@@ -156,3 +157,75 @@ def test_l2_per_epoch_is_spread_over_the_steps_of_an_epoch():
   )
   model = model_lib.build_model(3, 4, _hparams(l2_per_epoch=0.012, l2=0.0), steps_per_epoch=40)
   assert model.user_embedding.embeddings_regularizer.l2 == pytest.approx(3e-4)
+
+
+def _same_weights(source, target):
+  for variable, value in zip(target.trainable_variables, source.trainable_variables, strict=True):
+    variable.assign(value)
+
+
+def test_sampled_negatives_estimate_the_softmax_over_the_whole_catalog():
+  """With logQ-corrected samples the loss converges to the catalog softmax's: many
+  draws from a small catalog give the same loss as scoring every movie."""
+  flat = dict(history_window=0, recent_window=0, batch_size=64, user_id_dropout=0.0)
+  catalog = _model(_hparams(retrieval_candidates="all", **flat)).build_variables()
+  sampled = _model(
+    _hparams(
+      retrieval_candidates="sampled",
+      retrieval_negatives=200_000,
+      negative_sampling_power=1.0,
+      **flat,
+    ),
+    movie_counts=np.arange(NUM_MOVIES) ** 2,  # far from uniform: the correction matters
+  ).build_variables()
+  _same_weights(catalog, sampled)
+  batch = next(iter(data.shuffled_batches(_ratings(), 64, 0)[0]))
+  expected = catalog.compute_loss(batch).numpy()
+  assert sampled.compute_loss(batch).numpy() == pytest.approx(expected, rel=0.01)
+
+
+def test_negatives_are_drawn_in_proportion_to_the_ratings_to_a_power():
+  counts = np.arange(NUM_MOVIES)
+  hparams = _hparams(
+    retrieval_candidates="sampled", retrieval_negatives=100_000, negative_sampling_power=0.5
+  )
+  model = model_lib.build_model(NUM_USERS, NUM_MOVIES, hparams, movie_counts=counts)
+  expected = np.sqrt(counts + 1.0) / np.sqrt(counts + 1.0).sum()
+  drawn = np.bincount(model.sample_negatives().numpy(), minlength=NUM_MOVIES + 1)
+  assert drawn[NUM_MOVIES] == 0  # never the out-of-vocabulary row
+  np.testing.assert_allclose(drawn[:NUM_MOVIES] / 100_000, expected, atol=0.004)
+
+
+def test_a_users_rated_movies_in_the_batch_are_no_sampled_negatives():
+  model = _model(_hparams(retrieval_candidates="sampled", retrieval_negatives=8))
+  rng = np.random.default_rng(3)
+  # Two chunks of width 6 (history + targets); the last 3 columns are the targets.
+  chunk_users = rng.integers(0, 3, (2, 6))
+  chunk_movies = rng.integers(0, 5, (2, 6))
+  chunk_of_row = np.repeat([0, 1], 3)
+  users, movies = chunk_users[:, 3:].reshape(-1), chunk_movies[:, 3:].reshape(-1)
+  sampled = np.arange(NUM_MOVIES)
+  rated = model._rated_in_batch(
+    tf.constant(users),
+    tf.constant(movies),
+    (tf.constant(chunk_of_row), tf.constant(chunk_users), tf.constant(chunk_movies)),
+    tf.constant(sampled),
+  ).numpy()
+  pairs = set(zip(chunk_users.reshape(-1), chunk_movies.reshape(-1), strict=True))
+  expected = np.array([[(user, movie) in pairs for movie in sampled] for user in users])
+  np.testing.assert_array_equal(rated, expected)
+  assert rated.any() and not rated.all()
+
+
+def test_a_catalog_no_larger_than_the_sample_is_scored_whole_and_exactly():
+  flat = dict(history_window=0, recent_window=0, batch_size=64, user_id_dropout=0.0)
+  catalog = _model(_hparams(retrieval_candidates="all", **flat)).build_variables()
+  small = _model(
+    _hparams(retrieval_candidates="sampled", retrieval_negatives=NUM_MOVIES, **flat)
+  ).build_variables()
+  larger = _hparams(retrieval_candidates="sampled", retrieval_negatives=NUM_MOVIES - 1, **flat)
+  assert small.scores_whole_catalog and not _model(larger).scores_whole_catalog
+  _same_weights(catalog, small)
+  batch = next(iter(data.shuffled_batches(_ratings(), 64, 0)[0]))
+  expected = catalog.compute_loss(batch).numpy()
+  assert small.compute_loss(batch).numpy() == small.compute_loss(batch).numpy() == expected

@@ -51,3 +51,10 @@ def test_ids_in_both_vocabularies_keep_their_rows_new_ids_start_fresh(previous):
   )
   assert report["copied"] > 0
   assert model.trained_users.numpy().tolist() == [True] * 3
+  # Every constant derived from the data (not trained) is rebuilt, never carried over.
+  constants = {
+    path.split("/")[0]
+    for path, variable in warm_start.variable_paths(model).items()
+    if not variable.trainable
+  }
+  assert "negative_probability" in constants and constants <= set(warm_start.NOT_CARRIED)
