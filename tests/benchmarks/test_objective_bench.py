@@ -1,0 +1,26 @@
+"""`nfrec bench objective` times every objective on a small generated stream."""
+
+from benchmarks import objective_bench
+from pipeline import config as config_lib
+
+
+def test_the_variants_differ_from_the_default_preset_only_in_their_overrides():
+  default = config_lib.PRESETS["default"]
+  labels = [label for label, _ in objective_bench.variants(default)]
+  assert sum("**default**" in label for label in labels) == 1
+  candidates = {
+    default.replace(**overrides).retrieval_candidates
+    for _, overrides in objective_bench.variants(default)
+  }
+  assert candidates == {"all", "sampled", "in_batch"}
+
+
+def test_every_objective_is_timed_and_the_table_is_printed(capsys):
+  argv = ["--movies", "300", "--users", "50", "--steps", "2", "--no-doc"]
+  assert objective_bench.main(argv) == 0
+  out = capsys.readouterr().out
+  table = [line for line in out.splitlines() if line.startswith("| ")][1:]
+  assert len(table) == 5
+  for row in table:
+    milliseconds = float(row.split(" | ")[3])
+    assert milliseconds > 0
