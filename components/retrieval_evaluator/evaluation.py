@@ -28,9 +28,10 @@ from modules.transform import examples
 from nfrec import contracts
 
 PREDICT_BATCH = 65_536
-# Rows of given ratings per predict_rating_from_ratings call: each row's history is
-# embedded ([rows, width, dim] floats), so a call holds at most this many ratings.
-GIVEN_RATINGS_PER_CALL = 1_000_000
+# Given ratings per call of the new-user path (query_from_ratings and
+# predict_rating_from_ratings): each row's history is embedded ([rows, width, dim]
+# floats), so a call holds at most this many ratings.
+GIVEN_RATINGS_PER_CALL = 250_000
 NEW_USERS_PER_CALL = 512
 
 
@@ -204,8 +205,10 @@ def new_users(model, new: RawRatings) -> dict:
   if not given:
     return {}
   queries, excluded = [], []
-  for start in range(0, len(given), NEW_USERS_PER_CALL):
-    movie_ids, ratings = _padded(given[start : start + NEW_USERS_PER_CALL])
+  width = max(len(part) for part in given)
+  users_per_call = max(1, min(NEW_USERS_PER_CALL, GIVEN_RATINGS_PER_CALL // width))
+  for start in range(0, len(given), users_per_call):
+    movie_ids, ratings = _padded(given[start : start + users_per_call])
     query, rows, _ = model.query_from_ratings(tf.constant(movie_ids.tolist()), tf.constant(ratings))
     queries.append(query.numpy())
     excluded += [row.numpy() for row in rows]
@@ -225,18 +228,26 @@ def new_users(model, new: RawRatings) -> dict:
   person = np.repeat(np.arange(len(rest)), [len(r) for r in rest])
   _, movies = rows_of(model, scored)
   given_ids, given_ratings = _padded(given)
-  predictions = predict(
-    model,
-    contracts.SIGNATURE_PREDICT_RATING_FROM_RATINGS,
-    # Bounded memory: a row carries its person's whole given history (found at ML-1M,
-    # where 65,536 rows x 871 given ratings x 128 floats asked for 23 GB).
-    batch=max(1, min(PREDICT_BATCH, GIVEN_RATINGS_PER_CALL // given_ids.shape[1])),
-    **{
-      contracts.INPUT_MOVIE_IDS: given_ids[person],
-      contracts.INPUT_RATINGS: given_ratings[person],
-      contracts.INPUT_MOVIE_ID: scored.movie_ids.tolist(),
-    },
-  )
+  # Bounded memory: a row carries its person's whole given history (found at ML-1M,
+  # where 65,536 rows x 871 given ratings x 128 floats asked for 23 GB), so the rows'
+  # histories are built one call at a time, never for all rows at once (a generated 1M
+  # set: 51,392 rows x 2,709 given ratings took 5.1 GB that way).
+  rows_per_call = max(1, min(PREDICT_BATCH, GIVEN_RATINGS_PER_CALL // given_ids.shape[1]))
+  predictions = [
+    predict(
+      model,
+      contracts.SIGNATURE_PREDICT_RATING_FROM_RATINGS,
+      batch=rows_per_call,
+      **{
+        contracts.INPUT_MOVIE_IDS: given_ids[rows],
+        contracts.INPUT_RATINGS: given_ratings[rows],
+        contracts.INPUT_MOVIE_ID: scored.movie_ids[start : start + rows_per_call].tolist(),
+      },
+    )
+    for start in range(0, len(person), rows_per_call)
+    for rows in [person[start : start + rows_per_call]]
+  ]
+  predictions = np.concatenate(predictions) if predictions else np.zeros(0, np.float32)
   return {
     "users": len(given),
     "model": {

@@ -43,3 +43,35 @@ def test_the_blessing_has_tfmas_marker_file_and_the_reasons(tmp_path):
   assert not os.path.exists(tmp_path / "no" / "BLESSED")
   with open(tmp_path / "no" / contracts.GATE_FILE) as f:
     assert json.load(f) == {"blessed": False, "reasons": ["below the most-popular baseline"]}
+
+
+def test_the_new_user_protocol_is_the_same_in_bounded_calls(saved_model_dir, monkeypatch):
+  """Histories are embedded a bounded number of ratings per call: one person per call
+  gives the same report as all of them at once."""
+  import numpy as np
+  import tensorflow as tf
+
+  from tests.conftest import MOVIES
+
+  rng = np.random.default_rng(0)
+  people, lengths = ["p1", "p2", "p3"], [2, 5, 8]
+  user_ids = np.repeat(np.array(people, dtype=object), lengths)
+  movie_ids = np.array([MOVIES[i % len(MOVIES)] for i in range(sum(lengths))], dtype=object)
+  new = evaluation.RawRatings(
+    user_ids=user_ids,
+    movie_ids=movie_ids,
+    ratings=rng.integers(1, 6, sum(lengths)).astype(np.float32),
+    times=np.arange(sum(lengths), dtype=np.int64),
+  )
+  model = tf.saved_model.load(saved_model_dir)
+  at_once = evaluation.new_users(model, new)
+  monkeypatch.setattr(evaluation, "GIVEN_RATINGS_PER_CALL", 1)
+  one_by_one = evaluation.new_users(model, new)
+  assert at_once["users"] == one_by_one["users"] == 3
+  for group in ("model", "most_popular"):
+    assert one_by_one[group].keys() == at_once[group].keys()
+    for name, value in at_once[group].items():
+      assert one_by_one[group][name] == (
+        value if isinstance(value, dict) else pytest.approx(value, rel=1e-5)
+      ), name
+  assert np.isfinite(at_once["model"]["rmse"]) and at_once["model"]["eval_pairs"] == 8
