@@ -500,7 +500,8 @@ class RecommenderModel(tfrs.Model):
       # `retrieval_negatives` movies drawn for the whole batch, each negative's logit
       # lowered by log(its expected count), so a step costs the same whatever the
       # catalog's size; the positive's logit is not corrected. Movies the user rated
-      # (in the batch, history included) are no negatives, as with "all".
+      # anywhere in the batch, history included, are no negatives ("all" looks only at
+      # the row's chunk: a [B, M] scatter; here a search over the sample).
       sampled = self.sample_negatives()
       vector, _, retrieval_bias = self.movie_tower(sampled)
       expected_count = self.hparams.retrieval_negatives * tf.gather(
