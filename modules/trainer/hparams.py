@@ -52,6 +52,8 @@ class HParams:
   # Optimization.
   optimizer: str
   learning_rate: float
+  # Epoch k trains at learning_rate * learning_rate_decay ** k (1.0: constant).
+  learning_rate_decay: float
   batch_size: int
   epochs: int
   early_stopping_patience: int  # 0: no early stopping
@@ -104,6 +106,8 @@ class HParams:
     for name in ("history_window", "recent_window"):
       if getattr(self, name) < 0:
         problems.append(f"{name} must not be negative, got {getattr(self, name)}")
+    if not 0 < self.learning_rate_decay <= 1:
+      problems.append(f"learning_rate_decay must be in (0, 1], got {self.learning_rate_decay}")
     if self.retrieval_temperature <= 0:
       problems.append(f"retrieval_temperature must be positive, got {self.retrieval_temperature}")
     if problems:

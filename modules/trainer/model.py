@@ -621,11 +621,24 @@ def build_model(
   # XLA fuses each training step into one compiled program (about 1.7x the
   # examples/s on 2 CPU cores); several steps per call cut Python overhead.
   model.compile(
-    optimizer=OPTIMIZERS[hparams.optimizer](hparams.learning_rate),
+    optimizer=OPTIMIZERS[hparams.optimizer](learning_rate(hparams, steps_per_epoch)),
     jit_compile=hparams.jit_compile,
     steps_per_execution=hparams.steps_per_execution,
   )
   return model
+
+
+def learning_rate(hparams: HParams, steps_per_epoch: int):
+  """The preset's rate, constant or lowered by `learning_rate_decay` after each epoch
+  (per epoch, not per step, so the refit's longer epochs see the same rates)."""
+  if hparams.learning_rate_decay == 1.0:
+    return hparams.learning_rate
+  return tf.keras.optimizers.schedules.ExponentialDecay(
+    hparams.learning_rate,
+    decay_steps=max(steps_per_epoch, 1),
+    decay_rate=hparams.learning_rate_decay,
+    staircase=True,
+  )
 
 
 def user_and_candidate_vectors(model: RecommenderModel, user_index, sums=None):

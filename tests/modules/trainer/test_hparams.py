@@ -34,6 +34,8 @@ def test_unknown_and_missing_knobs_are_named():
     ("retrieval_loss_reduction", "max", "retrieval_loss_reduction 'max' is not one of"),
     ("batch_size", 0, "batch_size must be at least 1"),
     ("retrieval_temperature", 0.0, "retrieval_temperature must be positive"),
+    ("learning_rate_decay", 0.0, r"learning_rate_decay must be in \(0, 1\]"),
+    ("learning_rate_decay", 1.5, r"learning_rate_decay must be in \(0, 1\]"),
   ],
 )
 def test_a_bad_value_fails_with_its_name(knob, value, message):

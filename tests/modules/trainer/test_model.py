@@ -159,6 +159,20 @@ def test_l2_per_epoch_is_spread_over_the_steps_of_an_epoch():
   assert model.user_embedding.embeddings_regularizer.l2 == pytest.approx(3e-4)
 
 
+def test_learning_rate_decay_lowers_the_rate_once_per_epoch():
+  assert model_lib.learning_rate(_hparams(learning_rate=0.01), steps_per_epoch=7) == 0.01
+  hparams = _hparams(learning_rate=0.01, learning_rate_decay=0.5, batch_size=128)
+  model = _model(hparams, steps_per_epoch=2)
+  dataset, steps = _batches(hparams, _ratings(num_examples=256))
+  assert steps == 2
+  rates = []  # the rate of each epoch's last step
+  record = tf.keras.callbacks.LambdaCallback(
+    on_epoch_end=lambda epoch, logs: rates.append(float(model.optimizer.learning_rate))
+  )
+  model.fit(dataset, steps_per_epoch=steps, epochs=3, callbacks=[record], verbose=0)
+  np.testing.assert_allclose(rates, [0.01, 0.005, 0.0025], rtol=1e-6)
+
+
 def _same_weights(source, target):
   for variable, value in zip(target.trainable_variables, source.trainable_variables, strict=True):
     variable.assign(value)

@@ -52,3 +52,16 @@ def test_dense_gradients_get_keras_adam_unchanged():
     lazy_adam.apply_gradients([(tf.constant(gradient), lazy)])
     adam.apply_gradients([(tf.constant(gradient), keras)])
   np.testing.assert_allclose(lazy.numpy(), keras.numpy(), rtol=1e-6)
+
+
+def test_a_learning_rate_schedule_is_followed_on_sparse_steps():
+  # The decayed rate of step 2 must reach the sparse update (model.learning_rate's schedule).
+  schedule = tf.keras.optimizers.schedules.ExponentialDecay(0.1, 1, 0.5, staircase=True)
+  table = tf.Variable(tf.zeros([1, 1]))
+  optimizer = optimizers.LazyAdam(schedule)
+  _sparse_step(optimizer, table, [0], [[1.0]])
+  first = float(table[0, 0])
+  _sparse_step(optimizer, table, [0], [[1.0]])
+  # Same gradient, so Adam's normalized step is 1 both times: the move is the rate.
+  np.testing.assert_allclose(first, -0.1, rtol=1e-5)
+  np.testing.assert_allclose(float(table[0, 0]) - first, -0.05, rtol=1e-5)
