@@ -339,6 +339,7 @@ BENCHMARKS = {
   "rest": "benchmarks.rest_load_bench",
   "multiworker": "benchmarks.multi_worker_bench",
   "objective": "benchmarks.objective_bench",
+  "stopping": "benchmarks.stopping_bench",
 }
 
 
