@@ -25,7 +25,7 @@ import time
 import psutil
 
 import benchmarks
-from benchmarks import markdown
+from benchmarks import floors, markdown
 from nfrec import contracts
 from nfrec.data import sample as sample_data
 
@@ -169,6 +169,34 @@ def render(results: list[dict]) -> str:
     "Wall time includes Python start-up and the run summary; memory is the resident set "
     "of the whole process tree, per component the highest sample while it ran.\n\n"
     + markdown.table(header, rows)
+    + "\n\n"
+    + render_floors(results)
+  )
+
+
+def render_floors(results: list[dict]) -> str:
+  """RatingsExampleGen (cold, in_memory) beside the same work without Beam (floors.py)."""
+  rows = []
+  for r in results:
+    step, floor = r["components"].get("RatingsExampleGen"), r.get("examplegen_floor")
+    if not floor or not step or step["state"] == "CACHED" or r["mode"] != "in_memory":
+      continue
+    rows.append(
+      [
+        f"{r['ratings']:,}",
+        f"{step['seconds']:.0f}",
+        f"{step['seconds'] / r['ratings'] * 1e6:.1f}",
+        f"{floor['total_s']:.1f}",
+        f"{floor['total_s'] / floor['rows'] * 1e6:.1f}",
+        f"{step['seconds'] / floor['total_s']:.0f}x",
+      ]
+    )
+  header = ["ratings", "RatingsExampleGen s", "µs/rating", "floor s", "floor µs/rating", "ratio"]
+  return (
+    "RatingsExampleGen beside its floor: the same work (read the CSV, split each user's "
+    "ratings by time, encode tf.Examples, write gzipped TFRecords) in one process with "
+    "pyarrow and tfx_bsl's batch encoder, no Beam (benchmarks/floors.py).\n\n"
+    + markdown.table(header, rows)
   )
 
 
@@ -211,6 +239,11 @@ def main(argv=None) -> int:
   results = []
   for size in args.sizes:
     data_dir = make_data(args.work_dir, size)
+    floor = floors.ratings_example_gen_floor(
+      os.path.join(data_dir, contracts.RATINGS_FOLDER, sample_data.RATINGS_FILE),
+      os.path.join(args.work_dir, f"floor-{size}"),
+    )
+    print(f"RatingsExampleGen floor at {size}: {json.dumps(floor)}", flush=True)
     for mode in args.modes:
       if mode != "in_memory" and size not in args.multi_processing_sizes:
         continue
@@ -218,7 +251,13 @@ def main(argv=None) -> int:
       shutil.rmtree(output_dir, ignore_errors=True)
       os.makedirs(output_dir)
       for run in args.runs if mode == "in_memory" else args.runs[:1]:
-        result = dict(run_pipeline(data_dir, output_dir, mode), size=size, mode=mode, run=run)
+        result = dict(
+          run_pipeline(data_dir, output_dir, mode),
+          size=size,
+          mode=mode,
+          run=run,
+          examplegen_floor=floor,
+        )
         results.append(result)
         print(json.dumps(result), flush=True)
       with open(os.path.join(args.work_dir, args.results), "w") as f:
