@@ -52,8 +52,11 @@ class HParams:
   # Optimization.
   optimizer: str
   learning_rate: float
-  # Epoch k trains at learning_rate * learning_rate_decay ** k (1.0: constant).
+  # Epoch k trains at learning_rate * learning_rate_decay ** k (1.0: constant); with
+  # learning_rate_decay_examples, the rate falls smoothly by that factor every so many
+  # training examples instead (the same schedule whatever the data's size).
   learning_rate_decay: float
+  learning_rate_decay_examples: int  # 0: once per epoch
   batch_size: int
   epochs: int
   early_stopping_patience: int  # 0: no early stopping
@@ -93,6 +96,7 @@ class HParams:
       "bias_l2",
       "rating_factors",
       "rating_factor_l2",
+      "learning_rate_decay_examples",
     ):
       if getattr(self, name) < 0:
         problems.append(f"{name} must not be negative, got {getattr(self, name)}")

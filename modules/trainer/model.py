@@ -629,15 +629,21 @@ def build_model(
 
 
 def learning_rate(hparams: HParams, steps_per_epoch: int):
-  """The preset's rate, constant or lowered by `learning_rate_decay` after each epoch
-  (per epoch, not per step, so the refit's longer epochs see the same rates)."""
+  """The preset's rate: constant, lowered by `learning_rate_decay` after each epoch (per
+  epoch, not per step, so the refit's longer epochs see the same rates), or smoothly by
+  that factor every `learning_rate_decay_examples` training examples."""
   if hparams.learning_rate_decay == 1.0:
     return hparams.learning_rate
+  by_examples = hparams.learning_rate_decay_examples > 0
   return tf.keras.optimizers.schedules.ExponentialDecay(
     hparams.learning_rate,
-    decay_steps=max(steps_per_epoch, 1),
+    decay_steps=(
+      hparams.learning_rate_decay_examples / hparams.batch_size
+      if by_examples
+      else max(steps_per_epoch, 1)
+    ),
     decay_rate=hparams.learning_rate_decay,
-    staircase=True,
+    staircase=not by_examples,
   )
 
 

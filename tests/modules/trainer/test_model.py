@@ -173,6 +173,23 @@ def test_learning_rate_decay_lowers_the_rate_once_per_epoch():
   np.testing.assert_allclose(rates, [0.01, 0.005, 0.0025], rtol=1e-6)
 
 
+def test_learning_rate_decay_by_examples_is_smooth_and_ignores_epochs():
+  hparams = _hparams(
+    learning_rate=0.01,
+    learning_rate_decay=0.5,
+    learning_rate_decay_examples=1024,
+    batch_size=128,
+  )
+  schedule = model_lib.learning_rate(hparams, steps_per_epoch=3)
+  # 1,024 examples are 8 steps of 128: halved at step 8, by sqrt(2) at step 4.
+  np.testing.assert_allclose(
+    [float(schedule(step)) for step in (0, 4, 8, 16)],
+    [0.01, 0.01 / np.sqrt(2), 0.005, 0.0025],
+    rtol=1e-6,
+  )
+  assert float(model_lib.learning_rate(hparams, steps_per_epoch=100)(8)) == float(schedule(8))
+
+
 def _same_weights(source, target):
   for variable, value in zip(target.trainable_variables, source.trainable_variables, strict=True):
     variable.assign(value)
