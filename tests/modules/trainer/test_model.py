@@ -54,7 +54,10 @@ def test_every_preset_builds_and_trains_a_step(preset):
 
 
 def test_training_lowers_the_rating_error():
-  hparams = _hparams(learning_rate=0.02, batch_size=128, user_id_dropout=0.0)
+  # What the model can learn, so at a constant rate.
+  hparams = _hparams(
+    learning_rate=0.02, learning_rate_decay=1.0, batch_size=128, user_id_dropout=0.0
+  )
   model = _model(hparams)
   dataset, steps = _batches(hparams, _ratings())
 
@@ -160,7 +163,8 @@ def test_l2_per_epoch_is_spread_over_the_steps_of_an_epoch():
 
 
 def test_learning_rate_decay_lowers_the_rate_once_per_epoch():
-  assert model_lib.learning_rate(_hparams(learning_rate=0.01), steps_per_epoch=7) == 0.01
+  constant = _hparams(learning_rate=0.01, learning_rate_decay=1.0)
+  assert model_lib.learning_rate(constant, steps_per_epoch=7) == 0.01
   hparams = _hparams(learning_rate=0.01, learning_rate_decay=0.5, batch_size=128)
   model = _model(hparams, steps_per_epoch=2)
   dataset, steps = _batches(hparams, _ratings(num_examples=256))
