@@ -43,8 +43,9 @@ def ratings_example_gen_floor(ratings_csv: str, output_dir: str) -> dict:
   users = table.column(contracts.USER_ID).to_numpy()
   if contracts.TIMESTAMP in table.column_names:
     split = _split_by_user_time(users, table.column(contracts.TIMESTAMP).to_numpy())
-  else:
-    split = (np.arange(len(users)) % 10 >= 8).astype(np.int8) + (np.arange(len(users)) % 10 >= 9)
+  else:  # 80/10/10 by row number: the same work as a hash split
+    decile = np.arange(len(users)) % 10
+    split = (decile >= 8).astype(np.int8) + (decile >= 9)
   assigned = time.perf_counter()
   # tf.Examples hold lists: each column becomes a list array of one value per row.
   offsets = pa.array(np.arange(table.num_rows + 1, dtype=np.int32))
