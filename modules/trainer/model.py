@@ -600,12 +600,13 @@ def build_model(
   hparams: HParams,
   movie_counts=None,
   global_mean: float = 0.0,
-  steps_per_epoch: int = 1,
+  steps_per_epoch: int | None = None,
   features: MovieFeatures | None = None,
   trained_users=None,
   trained_movies=None,
 ) -> RecommenderModel:
-  """Builds and compiles the model with the preset's optimizer."""
+  """Builds and compiles the model with the preset's optimizer. `steps_per_epoch` (the
+  training data's) is needed by a per-epoch learning-rate decay."""
   tf.keras.utils.set_random_seed(hparams.seed)
   model = RecommenderModel(
     num_users,
@@ -613,7 +614,7 @@ def build_model(
     hparams,
     movie_counts,
     global_mean,
-    steps_per_epoch,
+    steps_per_epoch or 1,
     features,
     trained_users,
     trained_movies,
@@ -628,19 +629,20 @@ def build_model(
   return model
 
 
-def learning_rate(hparams: HParams, steps_per_epoch: int):
+def learning_rate(hparams: HParams, steps_per_epoch: int | None):
   """The preset's rate: constant, lowered by `learning_rate_decay` after each epoch (per
   epoch, not per step, so the refit's longer epochs see the same rates), or smoothly by
   that factor every `learning_rate_decay_examples` training examples."""
   if hparams.learning_rate_decay == 1.0:
     return hparams.learning_rate
   by_examples = hparams.learning_rate_decay_examples > 0
+  if not by_examples and not steps_per_epoch:
+    # Without it every step would count as an epoch.
+    raise ValueError("learning_rate_decay per epoch needs the model's steps_per_epoch.")
   return tf.keras.optimizers.schedules.ExponentialDecay(
     hparams.learning_rate,
     decay_steps=(
-      hparams.learning_rate_decay_examples / hparams.batch_size
-      if by_examples
-      else max(steps_per_epoch, 1)
+      hparams.learning_rate_decay_examples / hparams.batch_size if by_examples else steps_per_epoch
     ),
     decay_rate=hparams.learning_rate_decay,
     staircase=not by_examples,

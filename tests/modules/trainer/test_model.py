@@ -177,6 +177,11 @@ def test_learning_rate_decay_lowers_the_rate_once_per_epoch():
   np.testing.assert_allclose(rates, [0.01, 0.005, 0.0025], rtol=1e-6)
 
 
+def test_a_per_epoch_decay_without_the_steps_per_epoch_is_an_error():
+  with pytest.raises(ValueError, match="needs the model's steps_per_epoch"):
+    _model(_hparams(learning_rate_decay=0.5))
+
+
 def test_learning_rate_decay_by_examples_is_smooth_and_ignores_epochs():
   hparams = _hparams(
     learning_rate=0.01,
