@@ -108,6 +108,7 @@ def main(argv=None) -> int:
   parser.add_argument("--no-doc", action="store_true", help="do not write docs/performance.md")
   args = parser.parse_args(argv)
 
+  from modules.trainer import train
   from pipeline import config as config_lib
 
   default = config_lib.PRESETS["default"]
@@ -123,9 +124,7 @@ def main(argv=None) -> int:
     if args.reference
     else (default.early_stopping_patience, default.early_stopping_min_delta)
   )
-  # As the Trainer does (modules/trainer/train.py): errors and losses are minimized.
-  mode = "min" if args.monitor.endswith(("rmse", "mae", "loss")) else "max"
-  table = markdown.table(HEADER, compare(curves, reference, mode))
+  table = markdown.table(HEADER, compare(curves, reference, train.monitor_mode(args.monitor)))
   print(table)
   if not args.no_doc:
     listing = "\n".join(

@@ -171,6 +171,11 @@ def _build(ratings, num_users, num_movies, hparams, steps, features):
   )
 
 
+def monitor_mode(monitor: str) -> str:
+  """Early stopping's direction for a Keras log name: errors and losses are minimized."""
+  return "min" if monitor.endswith(("rmse", "mae", "loss")) else "max"
+
+
 @dataclasses.dataclass
 class Trained:
   model: model_lib.RecommenderModel
@@ -207,7 +212,7 @@ def fit(
     stopping.append(
       tf.keras.callbacks.EarlyStopping(
         monitor=hparams.early_stopping_monitor,
-        mode="min" if hparams.early_stopping_monitor.endswith(("rmse", "mae", "loss")) else "max",
+        mode=monitor_mode(hparams.early_stopping_monitor),
         patience=hparams.early_stopping_patience,
         min_delta=hparams.early_stopping_min_delta,
         restore_best_weights=True,

@@ -4,7 +4,7 @@ nfrec prepare --format netflix-kaggle --ratings FILE --movies FILE --output DIR
 nfrec prepare --format netflix-prize --combined FILE [FILE ...] --titles FILE --output DIR
 nfrec prepare --format movielens --input DIR --output DIR
 nfrec run [--data DIR] [--output DIR] [--preset NAME] [--set NAME=VALUE ...]
-nfrec bench pipeline|trainer|serving|quality|batch|rest|multiworker|objective [--help for options]
+nfrec bench pipeline|trainer|serving|quality|batch|rest|multiworker|objective|stopping [--help]
 nfrec recommend --user ID [-k 10] [--model DIR]
 nfrec rate --user ID --movie ID_OR_TITLE [--model DIR]
 nfrec serve [--model DIR] [--port 8501]
