@@ -19,6 +19,7 @@ import json
 import os
 
 from benchmarks import markdown
+from nfrec import contracts
 
 PATIENCES = (1, 2, 3, 4)
 MIN_DELTAS = (0.0, 0.002, 0.005)
@@ -41,9 +42,15 @@ def replay(curve: list[float], patience: int, min_delta: float, mode: str = "max
 
 def recorded_curves(output_dirs: list[str], monitor: str) -> dict[str, list[float]]:
   """The monitor's per-epoch history of every Trainer run under the given outputs."""
+  from pipeline import config as config_lib
+  from pipeline import pipeline as pipeline_lib
+
   curves = {}
   for output_dir in output_dirs:
-    pattern = os.path.join(output_dir, "pipeline", "Trainer", "model_run", "*", "metrics.json")
+    root = config_lib.PipelineConfig(data_dir="", output_dir=output_dir).pipeline_root
+    pattern = os.path.join(
+      root, pipeline_lib.TRAINER, "model_run", "*", contracts.TRAINER_METRICS_FILE
+    )
     for path in sorted(glob.glob(pattern)):
       with open(path) as f:
         history = json.load(f).get("history", {})
