@@ -159,6 +159,11 @@ def model_row(preset: str, summary: dict) -> tuple:
   trainer = summary.get("trainer_metrics", {})
   note = (
     f"{trainer.get('epochs_selected')} epochs selected on validation; "
+    + (
+      f"{trainer['rating_stage']['epochs_selected']} rating-stage epochs; "
+      if trainer.get("rating_stage")
+      else ""
+    )
     + ("blessed" if summary["blessed"] else "not blessed")
     + f"; run {summary['wall_time_s']:.0f} s"
   )

@@ -18,7 +18,7 @@ def export_core_model(model, tf_transform_output, export_dir: str) -> None:
 
 def metrics_report(trained) -> dict:
   """metrics.json: the validation metrics of the selected epoch, how it was selected,
-  and the per-epoch history of the selection fit (train.Trained)."""
+  and the per-epoch history of the selection fit and of the rating stage (train.Trained)."""
   return {
     **{name: value for name, value in trained.metrics.items() if isinstance(value, float)},
     "split": contracts.VALIDATION,
@@ -30,6 +30,17 @@ def metrics_report(trained) -> dict:
     "seconds": {name: round(value, 1) for name, value in trained.seconds.items()},
     "warm_start": trained.warm_start,
     "history": {name: [float(v) for v in values] for name, values in trained.history.items()},
+    "rating_stage": _rating_stage_report(trained.rating_stage),
+  }
+
+
+def _rating_stage_report(stage) -> dict | None:
+  if stage is None:
+    return None
+  return {
+    "epochs_selected": stage.epochs,
+    "epochs_run": len(stage.history.get("loss", [])),
+    "history": {name: [float(v) for v in values] for name, values in stage.history.items()},
   }
 
 

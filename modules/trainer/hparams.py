@@ -65,6 +65,11 @@ class HParams:
   # After selecting the epochs on validation, train a fresh model on train and
   # validation for that many epochs (the served model knows the latest period).
   refit_on_validation: bool
+  # Then a rating stage: the towers frozen (retrieval stays as selected), the rating head
+  # and biases train on the rating loss alone for up to this many epochs (0: none), the
+  # epochs selected on validation RMSE; the two tasks peak at different epochs.
+  rating_stage_epochs: int
+  rating_stage_learning_rate: float
   seed: int
   # Execution (how, not what, it learns).
   jit_compile: bool
@@ -97,6 +102,7 @@ class HParams:
       "rating_factors",
       "rating_factor_l2",
       "learning_rate_decay_examples",
+      "rating_stage_epochs",
     ):
       if getattr(self, name) < 0:
         problems.append(f"{name} must not be negative, got {getattr(self, name)}")
@@ -112,6 +118,10 @@ class HParams:
         problems.append(f"{name} must not be negative, got {getattr(self, name)}")
     if not 0 < self.learning_rate_decay <= 1:
       problems.append(f"learning_rate_decay must be in (0, 1], got {self.learning_rate_decay}")
+    if self.rating_stage_learning_rate <= 0:
+      problems.append(
+        f"rating_stage_learning_rate must be positive, got {self.rating_stage_learning_rate}"
+      )
     if self.retrieval_temperature <= 0:
       problems.append(f"retrieval_temperature must be positive, got {self.retrieval_temperature}")
     if problems:

@@ -14,7 +14,8 @@ The id is dropped for a share of the examples, so a catalog movie with no
 training ratings still gets a meaningful vector from its title and year.
 
 Rating head: an MLP on the two towers' vectors (and optionally their dot
-product) plus user, movie and global biases.
+product) plus user, movie and global biases. In the rating stage (train.py) only
+the head and the biases train, on the rating loss alone: the towers stay frozen.
 
 Retrieval: TFRS's Retrieval task, with the in-batch movies as candidates, the
 whole catalog, or a sample of it (logQ-corrected: a step's cost does not grow
@@ -139,6 +140,18 @@ def _sum_over(values, mask):
 class RecommenderModel(tfrs.Model):
   """Retrieval (user tower . movie tower) and rating regression, trained jointly."""
 
+  # The layers retrieval reads: the towers' vectors and the retrieval bias. Everything
+  # else (the rating head, the rating biases and factors) is the rating task's alone.
+  TOWER_LAYERS = (
+    "user_embedding",
+    "movie_embedding",
+    "history_embedding",
+    "history_projection",
+    "token_embedding",
+    "year_embedding",
+    "movie_retrieval_bias",
+  )
+
   def __init__(
     self,
     num_users: int,
@@ -157,6 +170,7 @@ class RecommenderModel(tfrs.Model):
     super().__init__()
     self.hparams = hparams
     self.num_users, self.num_movies = num_users, num_movies
+    self.rating_stage = False  # see start_rating_stage
     dim = hparams.embedding_dim
     l2 = embedding_l2(hparams, steps_per_epoch)
     features = features or MovieFeatures.empty(num_movies)
@@ -489,6 +503,8 @@ class RecommenderModel(tfrs.Model):
         + tf.reduce_sum(tf.square(movie_vector[:, dim:]), 1)
       )
     rating_loss = tf.nn.compute_average_loss(per_example)
+    if self.rating_stage:
+      return rating_loss
     candidates, score_mask, sampling_probability = positives, None, None
     if self.scores_whole_catalog:
       # Every movie is a negative, except the positive's own copy and the movies the
@@ -541,6 +557,21 @@ class RecommenderModel(tfrs.Model):
       else tf.reduce_sum(retrieval_per_example)
     )
     return self.hparams.rating_weight * rating_loss + self.hparams.retrieval_weight * retrieval_loss
+
+  def start_rating_stage(self, learning_rate: float) -> None:
+    """From here on only the rating head and the rating biases train, on the rating loss
+    alone, with a fresh optimizer: the towers, and so retrieval, stay as they are."""
+    for name in self.TOWER_LAYERS:
+      if hasattr(self, name):
+        getattr(self, name).trainable = False
+    self.rating_stage = True
+    # Keras traces the training step on compile: the frozen layers and the flag take
+    # effect from this compile on.
+    self.compile(
+      optimizer=OPTIMIZERS[self.hparams.optimizer](learning_rate),
+      jit_compile=self.hparams.jit_compile,
+      steps_per_execution=self.hparams.steps_per_execution,
+    )
 
   @property
   def scores_whole_catalog(self) -> bool:

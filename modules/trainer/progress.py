@@ -22,6 +22,11 @@ SHOWN_METRICS = ("loss", "val_recall_at_10", "val_rmse")
 STEP_INTERVAL_S = 1.0
 SELECTION = "selection fit"  # on train, epochs selected on validation
 REFIT = "refit"  # on train + validation, for the selected epochs
+# The rating stage (train.py): the rating head alone, its epochs selected on validation
+# RMSE, then again in the refit.
+RATING_STAGE = "rating stage"
+REFIT_RATING_STAGE = "refit rating stage"
+EARLY_STOPPED = (SELECTION, RATING_STAGE)  # may end before their `epochs`
 
 
 def _duration(seconds: float) -> str:
@@ -38,8 +43,8 @@ def _duration(seconds: float) -> str:
 class TrainingProgress(tf.keras.callbacks.Callback):
   """Logs each epoch of one fit: time, examples/s, metrics, and what is left.
 
-  `phase` names the fit (SELECTION: up to `epochs`, early stopping may end it
-  sooner; REFIT: exactly `epochs`)."""
+  `phase` names the fit (SELECTION, RATING_STAGE: up to `epochs`, early stopping
+  may end it sooner; REFIT, REFIT_RATING_STAGE: exactly `epochs`)."""
 
   def __init__(self, phase: str, epochs: int, steps_per_epoch: int, batch_size: int):
     super().__init__()
@@ -79,7 +84,7 @@ class TrainingProgress(tf.keras.callbacks.Callback):
     shown = ", ".join(f"{name} {value:.4g}" for name, value in metrics.items())
     if not left:
       ends = "this fit is done"
-    elif self.phase == SELECTION:  # early stopping may end it sooner
+    elif self.phase in EARLY_STOPPED:
       ends = f"this fit ends in at most {_duration(left)}"
     else:
       ends = f"this fit ends in about {_duration(left)}"

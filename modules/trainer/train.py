@@ -4,9 +4,13 @@
      what the push gate measures (RMSE and filtered Recall@10, docs/metrics.md),
      each validation user described by their train history; early stopping
      watches `early_stopping_monitor` and restores the best epoch.
-  2. With `refit_on_validation`, train a fresh model on train + validation for
-     the selected number of epochs: the served model then knows the most recent
-     period too, as the classic peers refit on it (docs/results.md).
+  2. With `rating_stage_epochs`, a rating stage: the towers frozen, the rating
+     head and biases train on the rating loss alone; its epochs are selected on
+     validation RMSE (none, if no epoch beats the selected model's). The rating
+     task keeps improving after retrieval has peaked (docs/results.md).
+  3. With `refit_on_validation`, train a fresh model on train + validation for
+     the selected numbers of epochs (both stages): the served model then knows the
+     most recent period too, as the classic peers refit on it (docs/results.md).
 
 The eval and new_users splits are never read here (tests/modules/trainer/test_run.py).
 """
@@ -177,13 +181,66 @@ def monitor_mode(monitor: str) -> str:
 
 
 @dataclasses.dataclass
+class RatingStage:
+  epochs: int  # selected: 0 if no epoch beat the model it started from
+  metrics: dict  # on validation, at the selected epoch
+  history: dict  # per-epoch logs
+
+
+def select_rating_stage(
+  model: model_lib.RecommenderModel,
+  dataset: tf.data.Dataset,
+  steps: int,
+  validation: Validation,
+  selected: dict,
+  hparams: HParams,
+  strategy: tf.distribute.Strategy,
+  callbacks=(),
+) -> RatingStage:
+  """Runs the rating stage on the selected `model` (its validation metrics `selected`)
+  and keeps its best epoch by validation RMSE, or the model as it was if none is better."""
+  before = model.get_weights()
+  with strategy.scope():
+    model.start_rating_stage(hparams.rating_stage_learning_rate)
+  on_validation = ValidationCallback(validation)
+  stopping = tf.keras.callbacks.EarlyStopping(
+    monitor=f"val_{contracts.RMSE}",
+    mode="min",
+    patience=max(hparams.early_stopping_patience, 1),
+    restore_best_weights=True,
+  )
+  history = model.fit(
+    dataset,
+    steps_per_epoch=steps,
+    epochs=hparams.rating_stage_epochs,
+    callbacks=[
+      on_validation,
+      stopping,
+      progress.TrainingProgress(
+        progress.RATING_STAGE, hparams.rating_stage_epochs, steps, hparams.batch_size
+      ),
+      *callbacks,
+    ],
+    verbose=0,
+  ).history
+  rmse = np.array([metrics[contracts.RMSE] for metrics in on_validation.by_epoch])
+  rmse[~np.isfinite(rmse)] = np.inf  # a diverged epoch is never the best
+  best = int(np.argmin(rmse))
+  if rmse[best] >= selected[contracts.RMSE]:
+    model.set_weights(before)
+    return RatingStage(0, dict(selected), history)
+  return RatingStage(best + 1, dict(on_validation.by_epoch[best]), history)
+
+
+@dataclasses.dataclass
 class Trained:
   model: model_lib.RecommenderModel
-  metrics: dict  # on validation, at the selected epoch
+  metrics: dict  # on validation, at the selected epoch (of the rating stage, if any)
   history: dict  # per-epoch logs of the selection fit
   epochs: int  # selected
-  seconds: dict  # of the selection fit and of the refit
+  seconds: dict  # of the selection fit, the rating stage and the refit
   warm_start: dict | None = None  # what was carried over from the last blessed model
+  rating_stage: RatingStage | None = None
 
 
 def fit(
@@ -241,6 +298,14 @@ def fit(
     stopping[0].best_epoch if stopping and stopping[0].best_weights is not None else epochs_run - 1
   )
   metrics = dict(on_validation.by_epoch[best]) if epochs_run else validation_metrics(model)
+  stage = None
+  if hparams.rating_stage_epochs and epochs_run:
+    started = time.time()
+    stage = select_rating_stage(
+      model, dataset, steps, validation_metrics, metrics, hparams, strategy, callbacks
+    )
+    metrics = stage.metrics
+    seconds["rating_stage"] = time.time() - started
   if hparams.refit_on_validation and epochs_run:
     both = train.concat(validation)
     dataset, steps = _batches(both, num_users, num_movies, hparams)
@@ -257,7 +322,26 @@ def fit(
       callbacks=[refit_progress, *callbacks],
       verbose=0,
     )
+    if stage and stage.epochs:
+      with strategy.scope():
+        model.start_rating_stage(hparams.rating_stage_learning_rate)
+      stage_progress = progress.TrainingProgress(
+        progress.REFIT_RATING_STAGE, stage.epochs, steps, hparams.batch_size
+      )
+      model.fit(
+        dataset,
+        steps_per_epoch=steps,
+        epochs=stage.epochs,
+        callbacks=[stage_progress, *callbacks],
+        verbose=0,
+      )
     seconds["refit"] = time.time() - started
   return Trained(
-    model, metrics, history, epochs=best + 1 if epochs_run else 0, seconds=seconds, warm_start=warm
+    model,
+    metrics,
+    history,
+    epochs=best + 1 if epochs_run else 0,
+    seconds=seconds,
+    warm_start=warm,
+    rating_stage=stage,
   )

@@ -42,6 +42,12 @@ def _parse_override(text: str):
     return name, value
 
 
+def _rating_stage_text(stage: dict | None) -> str:
+  if not stage:
+    return ""
+  return f", plus {stage['epochs_selected']} of {stage['epochs_run']} rating-stage epochs"
+
+
 def _print_summary(summary: dict) -> None:
   print("\n== Run summary ==")
   print(f"wall time: {summary['wall_time_s']} s   preset: {summary['preset']}")
@@ -62,6 +68,7 @@ def _print_summary(summary: dict) -> None:
     print(
       f"trainer (validation split, epoch {trainer.get('epochs_selected')} of "
       f"{trainer.get('epochs_run')} selected"
+      + _rating_stage_text(trainer.get("rating_stage"))
       + (", then refit on train + validation" if trainer.get("refit_on_validation") else "")
       + "): "
       + ", ".join(

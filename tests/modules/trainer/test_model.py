@@ -269,3 +269,54 @@ def test_a_catalog_no_larger_than_the_sample_is_scored_whole_and_exactly():
   batch = next(iter(data.shuffled_batches(_ratings(), 64, 0)[0]))
   expected = catalog.compute_loss(batch).numpy()
   assert small.compute_loss(batch).numpy() == small.compute_loss(batch).numpy() == expected
+
+
+def _every_layer():
+  """Hyperparameters and features that build every optional layer of the model."""
+  hparams = _hparams(
+    embedding_dim=8, rating_factors=4, rating_dot_product=True, batch_size=128, user_id_dropout=0.0
+  )
+  tokens = (np.arange(NUM_MOVIES + 1)[:, np.newaxis] % 5 + [1, 2]).astype(np.int64)
+  features = model_lib.MovieFeatures(tokens, np.arange(NUM_MOVIES + 1) % 4, 8, 4)
+  return hparams, features
+
+
+def _tower_variables(model):
+  return {
+    variable.name
+    for name in model.TOWER_LAYERS
+    for variable in getattr(model, name).trainable_variables
+  }
+
+
+def test_the_retrieval_loss_reaches_exactly_the_tower_layers():
+  # The rating stage freezes TOWER_LAYERS: that list must hold all retrieval reads.
+  hparams, features = _every_layer()
+  model = _model(hparams.replace(rating_weight=0.0), features=features).build_variables()
+  batch = next(iter(_batches(hparams, _ratings())[0]))
+  with tf.GradientTape() as tape:
+    loss = model.compute_loss(batch, training=True)
+  gradients = tape.gradient(loss, model.trainable_variables)
+  reached = {
+    variable.name
+    for variable, gradient in zip(model.trainable_variables, gradients, strict=True)
+    if gradient is not None and np.any(tf.convert_to_tensor(gradient).numpy() != 0)
+  }
+  assert reached == _tower_variables(model)
+
+
+def test_the_rating_stage_trains_the_rating_head_and_leaves_retrieval_as_it_was():
+  hparams, features = _every_layer()
+  model = _model(hparams, features=features)
+  dataset, steps = _batches(hparams, _ratings())
+  model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0)
+  batch = next(iter(dataset))
+  queries, candidates, ratings = model(batch)
+  model.start_rating_stage(0.01)
+  trainable = {variable.name for variable in model.trainable_variables}
+  assert trainable and trainable.isdisjoint(_tower_variables(model))
+  model.fit(dataset, steps_per_epoch=steps, epochs=2, verbose=0)
+  after_queries, after_candidates, after_ratings = model(batch)
+  np.testing.assert_array_equal(queries.numpy(), after_queries.numpy())
+  np.testing.assert_array_equal(candidates.numpy(), after_candidates.numpy())
+  assert not np.allclose(ratings.numpy(), after_ratings.numpy())

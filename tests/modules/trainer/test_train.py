@@ -1,11 +1,14 @@
 """Training, selection on validation and the refit (modules/trainer/train.py)."""
 
+import logging
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from modules import interactions
 from modules.trainer import model as model_lib
+from modules.trainer import progress
 from modules.trainer import train as trainer_lib
 from nfrec import contracts
 from pipeline import config as config_lib
@@ -68,6 +71,7 @@ def test_fit_selects_on_validation_stops_early_and_refits_on_both():
     early_stopping_patience=1,
     early_stopping_min_delta=10.0,
     refit_on_validation=True,
+    rating_stage_epochs=0,  # the stage has its own test below
   )
   trained = trainer_lib.fit(
     _signal(512, 20, 15, seed=0), _signal(128, 20, 15, seed=1), 20, 15, hparams
@@ -83,7 +87,13 @@ def test_fit_selects_on_validation_stops_early_and_refits_on_both():
 
 
 def test_recall_is_maximised_and_rmse_minimised():
-  hparams = _hparams(batch_size=64, epochs=3, early_stopping_patience=5, refit_on_validation=False)
+  hparams = _hparams(
+    batch_size=64,
+    epochs=3,
+    early_stopping_patience=5,
+    refit_on_validation=False,
+    rating_stage_epochs=0,
+  )
   for monitor in ("val_recall_at_10", "val_rmse"):
     trained = trainer_lib.fit(
       _signal(512, 20, 15, seed=0),
@@ -111,3 +121,57 @@ def test_every_configurable_strategy_exists():
   assert trainer_lib.distribution_strategy("default") is tf.distribute.get_strategy()
   with pytest.raises(ValueError, match="Unknown distribution strategy 'tpu'"):
     trainer_lib.distribution_strategy("tpu")
+
+
+def test_the_rating_stage_keeps_its_best_epoch_by_validation_rmse_and_the_refit_repeats_it(
+  caplog,
+):
+  hparams = _hparams(
+    batch_size=64,
+    epochs=2,
+    early_stopping_patience=1,
+    refit_on_validation=True,
+    rating_stage_epochs=4,
+    rating_stage_learning_rate=0.01,
+  )
+  with caplog.at_level(logging.INFO, logger=contracts.PROGRESS_LOGGER):
+    trained = trainer_lib.fit(
+      _signal(512, 20, 15, seed=0), _signal(128, 20, 15, seed=1), 20, 15, hparams
+    )
+  stage = trained.rating_stage
+  selected = trained.epochs - 1
+  rmse = stage.history["val_rmse"]
+  # The head learns the parity signal further: the stage's best epoch beats the selection.
+  assert 1 <= stage.epochs <= len(rmse) and rmse[stage.epochs - 1] == min(rmse)
+  assert trained.metrics[contracts.RMSE] == pytest.approx(min(rmse))
+  assert min(rmse) < trained.history["val_rmse"][selected]
+  # Retrieval is the selected epoch's: the towers did not move.
+  assert trained.metrics[contracts.recall_at(10)] == pytest.approx(
+    trained.history["val_recall_at_10"][selected]
+  )
+  refit_stage = [
+    record
+    for record in caplog.records
+    if record.levelno == logging.INFO and record.progress["phase"] == progress.REFIT_RATING_STAGE
+  ]
+  assert len(refit_stage) == stage.epochs
+  assert set(trained.seconds) == {"selection", "rating_stage", "refit"}
+
+
+def test_a_rating_stage_that_does_not_help_leaves_the_selected_model():
+  hparams = _hparams(
+    batch_size=64,
+    epochs=2,
+    early_stopping_patience=1,
+    refit_on_validation=False,
+    rating_stage_epochs=2,
+    rating_stage_learning_rate=1000.0,  # diverges
+  )
+  train, validation = _signal(512, 20, 15, seed=0), _signal(128, 20, 15, seed=1)
+  trained = trainer_lib.fit(train, validation, 20, 15, hparams)
+  selected = trained.history["val_rmse"][trained.epochs - 1]
+  assert trained.rating_stage.epochs == 0
+  assert min(trained.rating_stage.history["val_rmse"]) > selected
+  assert trained.metrics[contracts.RMSE] == pytest.approx(selected)
+  again = trainer_lib.Validation(train, validation, 20, 15, seed=hparams.seed)(trained.model)
+  assert again[contracts.RMSE] == pytest.approx(selected, rel=1e-5)
