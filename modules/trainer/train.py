@@ -6,8 +6,9 @@
      watches `early_stopping_monitor` and restores the best epoch.
   2. With `rating_stage_epochs`, a rating stage: the towers frozen, the rating
      head and biases train on the rating loss alone; its epochs are selected on
-     validation RMSE (none, if no epoch beats the selected model's). The rating
-     task keeps improving after retrieval has peaked (docs/results.md).
+     validation RMSE (none, unless the best lowers the errors beyond validation's
+     noise). The rating task keeps improving after retrieval has peaked
+     (docs/results.md).
   3. With `refit_on_validation`, train a fresh model on train + validation for
      the selected numbers of epochs (both stages): the served model then knows the
      most recent period too, as the classic peers refit on it (docs/results.md).
@@ -102,15 +103,24 @@ class Validation:
     rated = interactions.rated_index(history.user, history.movie, num_users, num_movies)
     self.exclusions = (rated["rated_row_splits"], rated["rated_movies"])
 
-  def __call__(self, model: model_lib.RecommenderModel) -> dict:
-    users = np.unique(np.concatenate([self.pairs.user, self.ranked.user]))
-    queries, vectors, biases = user_queries(model, self.histories, users)
+  def _errors(self, model, users, vectors, biases) -> np.ndarray:
     row = np.searchsorted(users, self.pairs.user)
     movie_vector, movie_bias, _ = model.movie_tower(tf.constant(self.pairs.movie))
     predicted = model.rate(
       tf.constant(vectors[row]), tf.constant(biases[row]), movie_vector, movie_bias
     ).numpy()
-    errors = predicted - self.pairs.rating
+    return predicted - self.pairs.rating
+
+  def rating_errors(self, model: model_lib.RecommenderModel) -> np.ndarray:
+    """Predicted minus given rating of each pair whose user and movie the model knows."""
+    users = np.unique(self.pairs.user)
+    _, vectors, biases = user_queries(model, self.histories, users)
+    return self._errors(model, users, vectors, biases)
+
+  def __call__(self, model: model_lib.RecommenderModel) -> dict:
+    users = np.unique(np.concatenate([self.pairs.user, self.ranked.user]))
+    queries, vectors, biases = user_queries(model, self.histories, users)
+    errors = self._errors(model, users, vectors, biases)
     candidates = model.candidates().numpy()
     ranker = metrics_lib.Ranker(
       num_users=self.num_users,
@@ -182,9 +192,19 @@ def monitor_mode(monitor: str) -> str:
 
 @dataclasses.dataclass
 class RatingStage:
-  epochs: int  # selected: 0 if no epoch beat the model it started from
+  epochs: int  # selected: 0 if none lowered the validation errors beyond noise
   metrics: dict  # on validation, at the selected epoch
   history: dict  # per-epoch logs
+
+
+def lowers_squared_error(before: np.ndarray, after: np.ndarray, z: float = 2.0) -> bool:
+  """Whether the errors `after` are smaller than `before` (the same pairs) by more than `z`
+  standard errors of the mean paired difference of squared errors: a one-sided paired
+  test, so a gain within validation's noise does not count."""
+  gain = before.astype(np.float64) ** 2 - after.astype(np.float64) ** 2
+  if len(gain) < 2:
+    return False
+  return bool(gain.mean() > z * gain.std(ddof=1) / np.sqrt(len(gain)))
 
 
 def select_rating_stage(
@@ -198,8 +218,10 @@ def select_rating_stage(
   callbacks=(),
 ) -> RatingStage:
   """Runs the rating stage on the selected `model` (its validation metrics `selected`)
-  and keeps its best epoch by validation RMSE, or the model as it was if none is better."""
+  and keeps its best epoch by validation RMSE if that lowers the validation errors beyond
+  noise (lowers_squared_error), else the model as it was."""
   before = model.get_weights()
+  errors_before = validation.rating_errors(model)
   with strategy.scope():
     model.start_rating_stage(hparams.rating_stage_learning_rate)
   on_validation = ValidationCallback(validation)
@@ -226,7 +248,10 @@ def select_rating_stage(
   rmse = np.array([metrics[contracts.RMSE] for metrics in on_validation.by_epoch])
   rmse[~np.isfinite(rmse)] = np.inf  # a diverged epoch is never the best
   best = int(np.argmin(rmse))
-  if rmse[best] >= selected[contracts.RMSE]:
+  # The best epoch's weights are restored (EarlyStopping) when it is finite.
+  if not np.isfinite(rmse[best]) or not lowers_squared_error(
+    errors_before, validation.rating_errors(model)
+  ):
     model.set_weights(before)
     return RatingStage(0, dict(selected), history)
   return RatingStage(best + 1, dict(on_validation.by_epoch[best]), history)
