@@ -158,7 +158,8 @@ def model_row(preset: str, summary: dict) -> tuple:
   values[contracts.RMSE] = summary["evaluator_metrics"][contracts.TFMA_RMSE]  # TFMA's
   trainer = summary.get("trainer_metrics", {})
   note = (
-    f"{trainer.get('epochs_selected')} epochs selected on validation; "
+    f"{trainer.get('epochs_selected')} epoch{'' if trainer.get('epochs_selected') == 1 else 's'}"
+    " selected on validation; "
     + (
       f"{trainer['rating_stage']['epochs_selected']} rating-stage epochs; "
       if trainer.get("rating_stage")
