@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
+import shutil
+import tempfile
 import time
 
 from tfx import v1 as tfx
@@ -53,6 +56,22 @@ def metadata_connection_config(config: config_lib.PipelineConfig):
   return tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_sqlite)
 
 
+@contextlib.contextmanager
+def temporary_files_removed_at_the_end():
+  """Points the process's temporary files into one new folder, removed when the block ends
+  (however it ends). TFX builds a source package of itself (about 50 MB) in a new temporary
+  folder for every Beam component it runs and never removes it; the DirectRunner does not
+  need it."""
+  previous = tempfile.tempdir
+  folder = tempfile.mkdtemp(prefix="nfrec-run-")
+  tempfile.tempdir = folder
+  try:
+    yield folder
+  finally:
+    tempfile.tempdir = previous
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 def run(config: config_lib.PipelineConfig) -> LocalRun:
   """Runs the pipeline to its end (or raises the failing component's error)."""
   check_input(config)
@@ -69,5 +88,6 @@ def run(config: config_lib.PipelineConfig) -> LocalRun:
   )
   metadata_config = metadata_connection_config(config)
   started = time.time()
-  tfx.orchestration.LocalDagRunner().run(pipeline_lib.create_pipeline(config, metadata_config))
+  with temporary_files_removed_at_the_end():
+    tfx.orchestration.LocalDagRunner().run(pipeline_lib.create_pipeline(config, metadata_config))
   return LocalRun(config, metadata_config, started, time.time() - started)

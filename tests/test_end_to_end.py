@@ -22,15 +22,22 @@ NFREC = os.path.join(os.path.dirname(sys.executable), "nfrec")
 FAST = ["--set", "epochs=4", "--set", "early_stopping_patience=0", "--min-ratio-to-popular", "0"]
 
 
-def _nfrec(*args, timeout=900):
-  result = subprocess.run([NFREC, *args], capture_output=True, text=True, timeout=timeout)
+def _nfrec(*args, timeout=900, env=None):
+  result = subprocess.run([NFREC, *args], capture_output=True, text=True, timeout=timeout, env=env)
   return result
 
 
 @pytest.fixture(scope="module")
-def first_run(tiny_data_dir, tmp_path_factory):
+def first_run_temp_dir(tmp_path_factory):
+  """The first run's TMPDIR."""
+  return str(tmp_path_factory.mktemp("tmpdir"))
+
+
+@pytest.fixture(scope="module")
+def first_run(tiny_data_dir, tmp_path_factory, first_run_temp_dir):
   output = str(tmp_path_factory.mktemp("run"))
-  result = _nfrec("run", "--data", tiny_data_dir, "--output", output, *FAST)
+  env = {**os.environ, "TMPDIR": first_run_temp_dir}
+  result = _nfrec("run", "--data", tiny_data_dir, "--output", output, *FAST, env=env)
   assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
   with open(os.path.join(output, "run_summary.json")) as f:
     return output, json.load(f), result
@@ -40,6 +47,11 @@ def test_every_component_ran(first_run):
   _, summary, _ = first_run
   assert set(summary["components"]) == set(PIPELINE_COMPONENTS)
   assert all(c["state"] == "COMPLETE" for c in summary["components"].values())
+
+
+def test_the_run_leaves_no_temporary_files(first_run, first_run_temp_dir):
+  # TFX alone would leave a ~50 MB package of itself per Beam component (local_runner).
+  assert os.listdir(first_run_temp_dir) == []
 
 
 def test_progress_names_each_component_as_it_starts_and_ends_and_each_epoch(first_run):
