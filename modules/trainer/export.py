@@ -29,9 +29,14 @@ def metrics_report(trained) -> dict:
     "num_movies": trained.model.num_movies,
     "seconds": {name: round(value, 1) for name, value in trained.seconds.items()},
     "warm_start": trained.warm_start,
-    "history": {name: [float(v) for v in values] for name, values in trained.history.items()},
+    "history": _floats(trained.history),
     "rating_stage": _rating_stage_report(trained.rating_stage),
   }
+
+
+def _floats(history: dict) -> dict:
+  """Keras per-epoch logs as plain floats (JSON)."""
+  return {name: [float(v) for v in values] for name, values in history.items()}
 
 
 def _rating_stage_report(stage) -> dict | None:
@@ -40,7 +45,7 @@ def _rating_stage_report(stage) -> dict | None:
   return {
     "epochs_selected": stage.epochs,
     "epochs_run": len(stage.history.get("loss", [])),
-    "history": {name: [float(v) for v in values] for name, values in stage.history.items()},
+    "history": _floats(stage.history),
   }
 
 

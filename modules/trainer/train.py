@@ -207,6 +207,26 @@ def lowers_squared_error(before: np.ndarray, after: np.ndarray, z: float = 2.0) 
   return bool(gain.mean() > z * gain.std(ddof=1) / np.sqrt(len(gain)))
 
 
+def _fit_rating_stage(
+  model, dataset, steps, epochs, phase, hparams, strategy, stage_callbacks=(), callbacks=()
+) -> dict:
+  """Starts the rating stage on `model` and trains it `epochs` (early stopping in
+  `stage_callbacks` may end it sooner); returns the per-epoch logs."""
+  with strategy.scope():
+    model.start_rating_stage(hparams.rating_stage_learning_rate)
+  return model.fit(
+    dataset,
+    steps_per_epoch=steps,
+    epochs=epochs,
+    callbacks=[
+      *stage_callbacks,  # before the progress line, which shows the val_ metrics they log
+      progress.TrainingProgress(phase, epochs, steps, hparams.batch_size),
+      *callbacks,
+    ],
+    verbose=0,
+  ).history
+
+
 def select_rating_stage(
   model: model_lib.RecommenderModel,
   dataset: tf.data.Dataset,
@@ -222,8 +242,6 @@ def select_rating_stage(
   noise (lowers_squared_error), else the model as it was."""
   before = model.get_weights()
   errors_before = validation.rating_errors(model)
-  with strategy.scope():
-    model.start_rating_stage(hparams.rating_stage_learning_rate)
   on_validation = ValidationCallback(validation)
   stopping = tf.keras.callbacks.EarlyStopping(
     monitor=f"val_{contracts.RMSE}",
@@ -231,20 +249,17 @@ def select_rating_stage(
     patience=max(hparams.early_stopping_patience, 1),
     restore_best_weights=True,
   )
-  history = model.fit(
+  history = _fit_rating_stage(
+    model,
     dataset,
-    steps_per_epoch=steps,
-    epochs=hparams.rating_stage_epochs,
-    callbacks=[
-      on_validation,
-      stopping,
-      progress.TrainingProgress(
-        progress.RATING_STAGE, hparams.rating_stage_epochs, steps, hparams.batch_size
-      ),
-      *callbacks,
-    ],
-    verbose=0,
-  ).history
+    steps,
+    hparams.rating_stage_epochs,
+    progress.RATING_STAGE,
+    hparams,
+    strategy,
+    [on_validation, stopping],
+    callbacks,
+  )
   rmse = np.array([metrics[contracts.RMSE] for metrics in on_validation.by_epoch])
   rmse[~np.isfinite(rmse)] = np.inf  # a diverged epoch is never the best
   best = int(np.argmin(rmse))
@@ -348,17 +363,15 @@ def fit(
       verbose=0,
     )
     if stage and stage.epochs:
-      with strategy.scope():
-        model.start_rating_stage(hparams.rating_stage_learning_rate)
-      stage_progress = progress.TrainingProgress(
-        progress.REFIT_RATING_STAGE, stage.epochs, steps, hparams.batch_size
-      )
-      model.fit(
+      _fit_rating_stage(
+        model,
         dataset,
-        steps_per_epoch=steps,
-        epochs=stage.epochs,
-        callbacks=[stage_progress, *callbacks],
-        verbose=0,
+        steps,
+        stage.epochs,
+        progress.REFIT_RATING_STAGE,
+        hparams,
+        strategy,
+        callbacks=callbacks,
       )
     seconds["refit"] = time.time() - started
   return Trained(
