@@ -28,6 +28,11 @@ PROTOCOLS = ("user_time", "global_time", "random")
 # "auto": user_time when the ratings have a Timestamp column, else random (the
 # executor decides, from the files it reads).
 AUTO = "auto"
+# Each split's index in contracts.SPLITS: the vectorized functions return these codes.
+TRAIN_CODE, VALIDATION_CODE, EVAL_CODE, NEW_USERS_CODE = (
+  contracts.SPLITS.index(name)
+  for name in (contracts.TRAIN, contracts.VALIDATION, contracts.EVAL, contracts.NEW_USERS)
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,20 +94,43 @@ def user_time_splits(times: np.ndarray, movie_ids: np.ndarray, config: SplitConf
   the last round(eval_share * n) are eval (at least one), the round(validation_share
   * n) before them validation (at least one), and at least one rating stays in train.
   """
-  n = len(times)
-  splits = [contracts.TRAIN] * n
-  if n < config.min_user_ratings:
-    return splits
-  n_eval = max(1, round(config.eval_share * n)) if config.eval_share else 0
-  n_validation = max(1, round(config.validation_share * n)) if config.validation_share else 0
-  n_validation = min(n_validation, n - n_eval - 1)
+  codes = user_time_codes(np.zeros(len(times), np.int64), movie_ids, times, config)
+  return [contracts.SPLITS[code] for code in codes.tolist()]
+
+
+def user_time_codes(user_index, movie_ids, times, config: SplitConfig) -> np.ndarray:
+  """user_time_splits for many users at once, as codes into contracts.SPLITS.
+
+  `user_index` is any integer labelling of the users (one value per user); each
+  user's ratings are ranked by (time, movie id string) and cut as user_time_splits says.
+  """
+  n = len(user_index)
   # Ties in time are broken by the movie id's string form, whatever type the ids come in.
-  order = np.lexsort((np.asarray(movie_ids).astype(str), np.asarray(times)))
-  for position in order[n - n_eval :]:
-    splits[position] = contracts.EVAL
-  for position in order[n - n_eval - n_validation : n - n_eval]:
-    splits[position] = contracts.VALIDATION
-  return splits
+  order = np.lexsort((np.asarray(movie_ids).astype(str), np.asarray(times), user_index))
+  sorted_users = np.asarray(user_index)[order]
+  starts = np.flatnonzero(np.r_[True, sorted_users[1:] != sorted_users[:-1]]) if n else []
+  counts = np.diff(np.r_[starts, n]).astype(np.int64)
+  rank = np.arange(n) - np.repeat(starts, counts)
+  count = np.repeat(counts, counts)
+  # np.rint rounds half to even, as Python's round does.
+  n_eval = np.maximum(1, np.rint(config.eval_share * count)) if config.eval_share else 0 * count
+  n_validation = (
+    np.maximum(1, np.rint(config.validation_share * count))
+    if config.validation_share
+    else 0 * count
+  )
+  n_validation = np.minimum(n_validation, count - n_eval - 1)
+  codes = np.full(n, TRAIN_CODE, np.int8)
+  codes[order] = np.where(
+    count < config.min_user_ratings,
+    TRAIN_CODE,
+    np.where(
+      rank >= count - n_eval,
+      EVAL_CODE,
+      np.where(rank >= count - n_eval - n_validation, VALIDATION_CODE, TRAIN_CODE),
+    ),
+  )
+  return codes
 
 
 def global_time_cutoffs(times: np.ndarray, config: SplitConfig) -> tuple[float, float]:
@@ -121,25 +149,70 @@ def global_time_split(time, cutoffs: tuple[float, float]) -> str:
   return contracts.TRAIN
 
 
+def factorize(values: np.ndarray) -> np.ndarray:
+  """An integer label per value, equal for equal values (ids of any type, None included)."""
+  values = np.asarray(values)
+  if values.dtype != object:
+    return np.unique(values, return_inverse=True)[1]
+  labels: dict = {}
+  return np.array([labels.setdefault(value, len(labels)) for value in values.tolist()], np.int64)
+
+
+def per_distinct(values: np.ndarray, function) -> np.ndarray:
+  """function(value) for each value, called once per distinct value."""
+  values = np.asarray(values)
+  labels = factorize(values)
+  first = np.zeros(labels.max() + 1 if len(labels) else 0, np.int64)
+  first[labels[::-1]] = np.arange(len(labels))[::-1]  # where each label first occurs
+  results = np.array([function(value) for value in values[first].tolist()], dtype=object)
+  return results[labels]
+
+
+def new_user_mask(users, config: SplitConfig) -> np.ndarray:
+  """Whether each rating's user is held out as a new user (one hash per distinct user)."""
+  return per_distinct(users, lambda user: is_new_user(user, config)).astype(bool)
+
+
+def random_codes(users, movies, config: SplitConfig) -> np.ndarray:
+  """random_split of each (user, movie), as codes into contracts.SPLITS."""
+  return np.array(
+    [
+      contracts.SPLITS.index(random_split(user, movie, config))
+      for user, movie in zip(np.asarray(users).tolist(), np.asarray(movies).tolist(), strict=True)
+    ],
+    dtype=np.int8,
+  )
+
+
+def global_time_codes(times, cutoffs: tuple[float, float]) -> np.ndarray:
+  """global_time_split of each time, as codes into contracts.SPLITS."""
+  validation_start, eval_start = cutoffs
+  times = np.asarray(times)
+  return np.where(
+    times >= eval_start,
+    EVAL_CODE,
+    np.where(times >= validation_start, VALIDATION_CODE, TRAIN_CODE),
+  ).astype(np.int8)
+
+
+def known_user_codes(users, movies, times, config: SplitConfig, cutoffs=None) -> np.ndarray:
+  """The split codes of known users' ratings by the (resolved) protocol. user_time needs
+  every rating of each user given here; global_time needs `cutoffs` from all ratings."""
+  if config.protocol == "random":
+    return random_codes(users, movies, config)
+  if config.protocol == "global_time":
+    return global_time_codes(times, cutoffs)
+  return user_time_codes(factorize(users), movies, times, config)
+
+
 def split_all(users, movies, times, config: SplitConfig) -> np.ndarray:
   """The split of every rating of a whole data set (numpy, in memory): what the
   ExampleGen executor computes with Beam, for tests and benchmarks."""
-  users, movies = np.asarray(users), np.asarray(movies)
-  result = np.empty(len(users), dtype=object)
-  new = np.array([is_new_user(u, config) for u in users.tolist()], dtype=bool)
-  result[new] = contracts.NEW_USERS
-  known = np.flatnonzero(~new)
-  if config.protocol == "random":
-    for i in known.tolist():
-      result[i] = random_split(users[i].item(), movies[i].item(), config)
-  elif config.protocol == "global_time":
-    cutoffs = global_time_cutoffs(np.asarray(times)[known], config)
-    for i in known.tolist():
-      result[i] = global_time_split(times[i], cutoffs)
-  else:
-    order = known[np.argsort(users[known], kind="stable")]
-    boundaries = np.flatnonzero(np.diff(users[order])) + 1
-    for rows in np.split(order, boundaries):
-      if rows.size:
-        result[rows] = user_time_splits(np.asarray(times)[rows], movies[rows], config)
-  return result
+  users, movies, times = np.asarray(users), np.asarray(movies), np.asarray(times)
+  codes = np.full(len(users), NEW_USERS_CODE, np.int8)
+  known = ~new_user_mask(users, config)
+  cutoffs = None
+  if config.protocol == "global_time":
+    cutoffs = global_time_cutoffs(times[known], config)
+  codes[known] = known_user_codes(users[known], movies[known], times[known], config, cutoffs)
+  return np.array(contracts.SPLITS, dtype=object)[codes]

@@ -5,10 +5,9 @@ import collections
 import apache_beam as beam
 import numpy as np
 import pytest
-import tensorflow as tf
 from apache_beam.testing import util as beam_testing
 
-from components.ratings_example_gen import executor, splits
+from components.ratings_example_gen import csv_batches, executor, splits
 from nfrec import contracts
 
 
@@ -46,6 +45,32 @@ def test_user_time_breaks_ties_by_movie_id_whatever_the_input_order():
   shuffled = np.random.default_rng(1).permutation(10)
   again = splits.user_time_splits(times[shuffled], movies[shuffled], _config("user_time"))
   assert [again[list(shuffled).index(m)] for m in movies] == got
+
+
+@pytest.mark.parametrize("eval_share, validation_share", [(0.2, 0.1), (0.1, 0.0), (0.5, 0.45)])
+def test_user_time_cuts_every_user_of_a_data_set_by_the_rule(eval_share, validation_share):
+  # Users with 1 to 25 ratings, shuffled together: each user's cut, counted by the
+  # rule written out with Python's round, equals what the vectorized split gives.
+  rng = np.random.default_rng(3)
+  counts = np.arange(1, 26)
+  users = rng.permutation(np.repeat(np.arange(25), counts))
+  times = rng.integers(0, 50, users.size)  # ties in time are frequent
+  movies = rng.integers(0, 1000, users.size)
+  config = _config("user_time", eval_share=eval_share, validation_share=validation_share)
+  codes = splits.user_time_codes(users, movies, times, config)
+  for user, n in enumerate(counts.tolist()):
+    mine = codes[users == user]
+    n_eval = max(1, round(eval_share * n)) if eval_share else 0
+    n_validation = max(1, round(validation_share * n)) if validation_share else 0
+    n_validation = max(0, min(n_validation, n - n_eval - 1))
+    if n < config.min_user_ratings:
+      n_eval = n_validation = 0
+    assert (mine == splits.EVAL_CODE).sum() == n_eval, (user, n)
+    assert (mine == splits.VALIDATION_CODE).sum() == n_validation, (user, n)
+    # The held-out ratings are the user's latest: (time, movie id string) order.
+    mine_times, mine_movies = times[users == user].tolist(), movies[users == user].astype(str)
+    order = sorted(zip(mine_times, mine_movies, mine, strict=True))
+    assert [code for *_, code in order] == sorted(mine, key=[0, 1, 2].index)
 
 
 @pytest.mark.parametrize("protocol", splits.PROTOCOLS)
@@ -88,32 +113,46 @@ def test_auto_picks_user_time_for_data_with_time_and_random_without():
     _config("random", eval_share=0.6, validation_share=0.5)
 
 
-def _example(user, movie, time):
-  return tf.train.Example(
-    features=tf.train.Features(
-      feature={
-        contracts.USER_ID: tf.train.Feature(int64_list=tf.train.Int64List(value=[user])),
-        contracts.MOVIE_ID: tf.train.Feature(int64_list=tf.train.Int64List(value=[movie])),
-        contracts.TIMESTAMP: tf.train.Feature(int64_list=tf.train.Int64List(value=[time])),
-      }
-    )
+def _write_csv(path, rows):
+  path.write_text(
+    "User_ID,Rating,Movie_ID,Timestamp\n" + "".join(f"{u},3,{m},{t}\n" for u, m, t in rows)
   )
 
 
 @pytest.mark.parametrize("protocol", ["user_time", "random"])
-def test_the_beam_executor_splits_exactly_as_split_all(protocol):
+def test_the_beam_executor_splits_exactly_as_split_all(protocol, tmp_path, monkeypatch):
   users, movies, times = _ratings(num_users=30, per_user=12)
   config = _config(protocol)
   expected = splits.split_all(users, movies, times, config)
   rows = list(zip(users.tolist(), movies.tolist(), times.tolist(), strict=True))
+  # Two files in shuffled order, read in batches of about 20 rows: a user's ratings are
+  # spread over batches and files, as in a real data folder.
+  order = np.random.default_rng(1).permutation(len(rows))
+  _write_csv(tmp_path / "a.csv", [rows[i] for i in order[:150]])
+  _write_csv(tmp_path / "b.csv", [rows[i] for i in order[150:]])
+  monkeypatch.setattr(csv_batches, "BLOCK_BYTES", 500)
   with beam.Pipeline() as pipeline:
-    examples = pipeline | beam.Create([_example(*row) for row in rows])
-    assigned = executor.assign_splits(examples, config) | beam.Map(
-      lambda item: (executor._key(item[1]), item[0])
+    [batches] = csv_batches.read(pipeline, [str(tmp_path / "*.csv")])
+    assigned = batches | beam.Map(lambda batch: batch.num_rows) | "Sizes" >> beam.combiners.ToList()
+    beam_testing.assert_that(
+      assigned, lambda sizes: _assert(len(sizes[0]) > 10 and max(sizes[0]) < 30), label="Batched"
+    )
+    rows_by_split = executor.assign_splits(batches, config) | beam.FlatMap(
+      lambda item: [
+        ((user, movie, time), contracts.SPLITS[item[0]])
+        for user, movie, time in zip(
+          *(item[1].column(name).to_pylist() for name in ("User_ID", "Movie_ID", "Timestamp")),
+          strict=True,
+        )
+      ]
     )
     beam_testing.assert_that(
-      assigned,
+      rows_by_split,
       beam_testing.equal_to(
         [(row, split) for row, split in zip(rows, expected.tolist(), strict=True)]
       ),
     )
+
+
+def _assert(condition):
+  assert condition
