@@ -1,11 +1,11 @@
 """The floor of RatingsExampleGen's work (benchmarks/floors.py) does that work in full."""
 
-import glob
-
 import numpy as np
 import tensorflow as tf
 
 from benchmarks import floors, pipeline_bench
+from components.ratings_example_gen import splits
+from nfrec import contracts
 
 
 def _examples(path):
@@ -25,18 +25,31 @@ def test_every_rating_is_written_once_and_each_users_latest_ratings_are_eval(tmp
   csv.write_text(
     "User_ID,Rating,Movie_ID,Timestamp\n" + "".join(f"{u},{r},{m},{t}\n" for u, r, m, t in rows)
   )
-  result = floors.ratings_example_gen_floor(str(csv), str(tmp_path / "out"))
+  config = splits.SplitConfig(
+    "auto", eval_share=0.1, validation_share=0.1, new_user_share=0.0, seed=1
+  )
+  result = floors.ratings_example_gen_floor(str(csv), str(tmp_path / "out"), config)
   assert result["rows"] == result["written"] == len(rows) == 100
-  by_split = [list(_examples(path)) for path in sorted(glob.glob(str(tmp_path / "out" / "*.gz")))]
+  by_split = {
+    name: list(_examples(str(tmp_path / "out" / f"split-{name}.gz"))) for name in contracts.SPLITS
+  }
+  assert not by_split[contracts.NEW_USERS]
   written = sorted(
-    (e["User_ID"], e["Rating"], e["Movie_ID"], e["Timestamp"]) for part in by_split for e in part
+    (e["User_ID"], e["Rating"], e["Movie_ID"], e["Timestamp"])
+    for part in by_split.values()
+    for e in part
   )
   assert written == sorted(rows)
   # 20 ratings a user: the latest 2 are eval, the 2 before them validation.
   for user in range(1, 6):
     times = sorted(t for u, _, _, t in rows if u == user)
-    assert sorted(e["Timestamp"] for e in by_split[2] if e["User_ID"] == user) == times[-2:]
-    assert sorted(e["Timestamp"] for e in by_split[1] if e["User_ID"] == user) == times[-4:-2]
+    assert (
+      sorted(e["Timestamp"] for e in by_split[contracts.EVAL] if e["User_ID"] == user) == times[-2:]
+    )
+    assert (
+      sorted(e["Timestamp"] for e in by_split[contracts.VALIDATION] if e["User_ID"] == user)
+      == times[-4:-2]
+    )
 
 
 def test_the_floor_table_sets_the_cold_examplegen_beside_its_floor():
