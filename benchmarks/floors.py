@@ -14,16 +14,15 @@ import pyarrow.csv as pacsv
 
 from components.ratings_example_gen import splits
 from nfrec import contracts
-from pipeline.config import PipelineConfig
 
 
 def ratings_example_gen_floor(
-  ratings_csv: str, output_dir: str, config: splits.SplitConfig | None = None
+  ratings_csv: str, output_dir: str, config: splits.SplitConfig
 ) -> dict:
   """RatingsExampleGen's work on one CSV file: read it, assign each rating a split by the
-  pipeline's protocol (`config`, the default config's if None; splits.split_all, numpy
-  in one process), encode tf.Examples and write them as gzipped TFRecords, one file per
-  split. Seconds per stage and in all."""
+  pipeline's protocol (`config`; splits.split_all, numpy in one process), encode
+  tf.Examples and write them as gzipped TFRecords, one file per split. Seconds per stage
+  and in all."""
   import tensorflow as tf
   from tfx_bsl.coders import example_coder
 
@@ -31,7 +30,7 @@ def ratings_example_gen_floor(
   table = pacsv.read_csv(ratings_csv)
   read = time.perf_counter()
   has_time = contracts.TIMESTAMP in table.column_names
-  config = splits.resolve(config or PipelineConfig().split, has_time)
+  config = splits.resolve(config, has_time)
   times = table.column(contracts.TIMESTAMP) if has_time else pa.array(np.zeros(table.num_rows))
   split = splits.split_all(
     table.column(contracts.USER_ID).to_numpy(),

@@ -28,6 +28,7 @@ import benchmarks
 from benchmarks import floors, markdown
 from nfrec import contracts
 from nfrec.data import sample as sample_data
+from pipeline.config import PipelineConfig
 
 SIZES = {
   "100k": 100_000,
@@ -242,6 +243,7 @@ def main(argv=None) -> int:
     floor = floors.ratings_example_gen_floor(
       os.path.join(data_dir, contracts.RATINGS_FOLDER, sample_data.RATINGS_FILE),
       os.path.join(args.work_dir, f"floor-{size}"),
+      PipelineConfig.for_data_dir(data_dir).split,
     )
     print(f"RatingsExampleGen floor at {size}: {json.dumps(floor)}", flush=True)
     for mode in args.modes:
