@@ -108,16 +108,14 @@ def user_time_codes(user_index, movie_ids, times, config: SplitConfig) -> np.nda
   # Ties in time are broken by the movie id's string form, whatever type the ids come in.
   order = np.lexsort((np.asarray(movie_ids).astype(str), np.asarray(times), user_index))
   sorted_users = np.asarray(user_index)[order]
-  starts = np.flatnonzero(np.r_[True, sorted_users[1:] != sorted_users[:-1]]) if n else []
+  starts = np.flatnonzero(np.r_[True, sorted_users[1:] != sorted_users[:-1]])
   counts = np.diff(np.r_[starts, n]).astype(np.int64)
   rank = np.arange(n) - np.repeat(starts, counts)
   count = np.repeat(counts, counts)
   # np.rint rounds half to even, as Python's round does.
-  n_eval = np.maximum(1, np.rint(config.eval_share * count)) if config.eval_share else 0 * count
+  n_eval = np.maximum(1, np.rint(config.eval_share * count)) if config.eval_share else 0
   n_validation = (
-    np.maximum(1, np.rint(config.validation_share * count))
-    if config.validation_share
-    else 0 * count
+    np.maximum(1, np.rint(config.validation_share * count)) if config.validation_share else 0
   )
   n_validation = np.minimum(n_validation, count - n_eval - 1)
   codes = np.full(n, TRAIN_CODE, np.int8)
