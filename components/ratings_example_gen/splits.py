@@ -138,15 +138,6 @@ def global_time_cutoffs(times: np.ndarray, config: SplitConfig) -> tuple[float, 
   return validation_start, eval_start
 
 
-def global_time_split(time, cutoffs: tuple[float, float]) -> str:
-  validation_start, eval_start = cutoffs
-  if time >= eval_start:
-    return contracts.EVAL
-  if time >= validation_start:
-    return contracts.VALIDATION
-  return contracts.TRAIN
-
-
 def factorize(values: np.ndarray) -> np.ndarray:
   """An integer label per value, equal for equal values (ids of any type, None included)."""
   values = np.asarray(values)
@@ -183,7 +174,8 @@ def random_codes(users, movies, config: SplitConfig) -> np.ndarray:
 
 
 def global_time_codes(times, cutoffs: tuple[float, float]) -> np.ndarray:
-  """global_time_split of each time, as codes into contracts.SPLITS."""
+  """The split of each time by the cutoffs (validation start, eval start), as codes into
+  contracts.SPLITS: eval from the eval start on, validation from the validation start."""
   validation_start, eval_start = cutoffs
   times = np.asarray(times)
   return np.where(
