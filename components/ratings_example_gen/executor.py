@@ -172,16 +172,9 @@ def assign_splits(batches, config: splits.SplitConfig):
   return (separated.new, assigned) | "AllSplits" >> beam.Flatten()
 
 
-def _has_time(exec_properties) -> bool:
+def _has_time(input_base: str, pattern: str) -> bool:
   """Whether the ratings files have a Timestamp column (their first file's header)."""
-  input_config = example_gen_pb2.Input()
-  proto_utils.json_to_proto(
-    exec_properties[standard_component_specs.INPUT_CONFIG_KEY], input_config
-  )
-  pattern = os.path.join(
-    exec_properties[standard_component_specs.INPUT_BASE_KEY], input_config.splits[0].pattern
-  )
-  files = sorted(fileio.glob(pattern))
+  files = sorted(fileio.glob(os.path.join(input_base, pattern)))
   return bool(files) and contracts.TIMESTAMP in io_utils.load_csv_column_names(files[0])
 
 
@@ -227,9 +220,16 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     artifact.split_names = artifact_utils.encode_split_names(
       example_gen_utils.generate_output_split_names(input_config, output_config)
     )
-    config = splits.resolve(split_config_from(exec_properties), _has_time(exec_properties))
+    [input_split] = input_config.splits  # one input; the splits are ours to make
+    input_base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
+    config = splits.resolve(
+      split_config_from(exec_properties), _has_time(input_base, input_split.pattern)
+    )
     with self._make_beam_pipeline() as pipeline:
-      for name, encoded in self._encoded_splits(pipeline, exec_properties, config).items():
+      encoded_splits = self._encoded_splits(
+        pipeline, exec_properties, input_base, input_split.pattern, config
+      )
+      for name, encoded in encoded_splits.items():
         prefix = os.path.join(
           artifact_utils.get_split_uri(examples, name), write_split.DEFAULT_FILE_NAME
         )
@@ -238,22 +238,16 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     # What was done, for the run summary: the protocol "auto" became.
     artifact.set_string_custom_property(contracts.SPLIT_PROTOCOL_PROPERTY, config.protocol)
 
-  def _encoded_splits(self, pipeline, exec_properties, config: splits.SplitConfig) -> dict:
-    """Each split's examples, as lists of serialized tf.Examples (one list a batch)."""
-    input_config = example_gen_pb2.Input()
-    proto_utils.json_to_proto(
-      exec_properties[standard_component_specs.INPUT_CONFIG_KEY], input_config
-    )
-    [input_split] = input_config.splits  # one input; the splits are ours to make
+  def _encoded_splits(
+    self, pipeline, exec_properties, input_base: str, pattern: str, config: splits.SplitConfig
+  ) -> dict:
+    """Each split's examples, as lists of serialized tf.Examples (one list a batch);
+    `pattern` is the input's file pattern under `input_base`."""
     window = int(_custom_config(exec_properties).get(SPAN_WINDOW_KEY, 1))
     span = int(exec_properties.get(example_gen_utils.SPAN_PROPERTY_NAME) or 0)
-    input_base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
     by_span = csv_batches.read(
       pipeline,
-      [
-        os.path.join(input_base, pattern)
-        for pattern in window_patterns(input_split.pattern, span, window)
-      ],
+      [os.path.join(input_base, each) for each in window_patterns(pattern, span, window)],
     )
     batches = by_span | "Window" >> beam.Flatten()
     parts = assign_splits(batches, config) | "Partition" >> beam.Partition(
