@@ -13,6 +13,10 @@ def test_the_variants_differ_from_the_default_preset_only_in_their_overrides():
     for _, overrides in objective_bench.variants(default)
   }
   assert candidates == {"all", "sampled", "in_batch"}
+  table_l2 = {
+    default.replace(**overrides).l2_per_epoch for _, overrides in objective_bench.variants(default)
+  }
+  assert table_l2 == {default.l2_per_epoch, 0.0} and default.l2_per_epoch > 0
 
 
 def test_every_objective_is_timed_and_the_table_is_printed(capsys):
@@ -20,7 +24,7 @@ def test_every_objective_is_timed_and_the_table_is_printed(capsys):
   assert objective_bench.main(argv) == 0
   out = capsys.readouterr().out
   table = [line for line in out.splitlines() if line.startswith("| ")][1:]
-  assert len(table) == 5
+  assert len(table) == 6
   for row in table:
-    milliseconds = float(row.split(" | ")[3])
+    milliseconds = float(row.split(" | ")[4])
     assert milliseconds > 0
