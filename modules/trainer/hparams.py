@@ -23,6 +23,7 @@ class HParams:
   embedding_dim: int
   history_window: int  # the user tower pools the user's last N ratings (0: ids only)
   recent_window: int  # ...and, apart, the last N of them (data with time)
+  history_chunk: int  # training targets per stretch of one user's sequence (data.sequence_batches)
   content_features: bool  # the movie tower reads title tokens and the year
   rating_hidden_units: tuple[int, ...]  # the rating MLP's hidden layers
   rating_dropout: float  # dropout after each hidden layer of the rating MLP
@@ -90,7 +91,13 @@ class HParams:
         f"retrieval_loss_reduction {self.retrieval_loss_reduction!r} "
         f"is not one of {LOSS_REDUCTIONS}"
       )
-    for name in ("embedding_dim", "batch_size", "steps_per_execution", "retrieval_negatives"):
+    for name in (
+      "embedding_dim",
+      "batch_size",
+      "steps_per_execution",
+      "retrieval_negatives",
+      "history_chunk",
+    ):
       if getattr(self, name) < 1:
         problems.append(f"{name} must be at least 1, got {getattr(self, name)}")
     for name in (

@@ -169,6 +169,7 @@ def _batches(ratings: interactions.Ratings, num_users: int, num_movies: int, hpa
       context=hparams.history_window,
       seed=hparams.seed,
       by_time=ratings.has_time,
+      chunk=hparams.history_chunk,
     )
   return data.shuffled_batches(ratings, hparams.batch_size, hparams.seed)
 

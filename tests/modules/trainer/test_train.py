@@ -188,3 +188,13 @@ def test_only_a_gain_beyond_validation_noise_lowers_the_squared_error():
   noisy *= np.sqrt(0.998 * np.mean(before**2) / np.mean(noisy**2))
   assert np.mean(noisy**2) < np.mean(before**2)
   assert not trainer_lib.lowers_squared_error(before, noisy)
+
+
+@pytest.mark.parametrize("chunk", [4, 16])
+def test_history_chunk_sets_the_targets_per_chunk_of_the_training_batches(chunk):
+  hparams = _hparams(batch_size=64, history_window=8, history_chunk=chunk)
+  dataset, steps = trainer_lib._batches(_signal(512, 20, 15, seed=0), 20, 15, hparams)
+  batch = next(iter(dataset))
+  # batch_size // chunk stretches, each the history window followed by `chunk` targets.
+  assert batch[contracts.USER_INDEX].shape == (64 // chunk, 8 + chunk)
+  assert steps == 512 // 64
