@@ -71,7 +71,7 @@ def sequence_batches(
   context: int,
   seed: int,
   by_time: bool,
-  chunk: int = 16,
+  chunk: int,
 ) -> tuple[tf.data.Dataset, int]:
   """(endless dataset of batches, steps per epoch) for a history-reading model.
 

@@ -29,7 +29,14 @@ def _ratings(num_examples=512, seed=0):
 def _batches(hparams, ratings):
   if hparams.history_window:
     return data.sequence_batches(
-      ratings, NUM_USERS, NUM_MOVIES, hparams.batch_size, hparams.history_window, 0, True
+      ratings,
+      NUM_USERS,
+      NUM_MOVIES,
+      hparams.batch_size,
+      hparams.history_window,
+      0,
+      True,
+      chunk=hparams.history_chunk,
     )
   return data.shuffled_batches(ratings, hparams.batch_size, 0)
 
