@@ -75,13 +75,15 @@ def export_core(
   movies: list[str],
   catalog: examples.Catalog,
   preset: str = "default",
+  **overrides,
 ) -> str:
-  """Exports an untrained core model (the Trainer's export) and returns its path."""
+  """Exports an untrained core model (the Trainer's export) of the preset, with these
+  hyperparameters overridden, and returns its path."""
   os.makedirs(directory, exist_ok=True)
   model = model_lib.build_model(
     len(users),
     len(movies),
-    config_lib.PRESETS[preset],
+    config_lib.PRESETS[preset].replace(**overrides),
     movie_counts=np.ones(len(movies)),
     global_mean=3.5,
     features=model_lib.MovieFeatures.for_vocabulary(catalog, movies),

@@ -22,18 +22,21 @@ from modules.transform import examples
 from nfrec import contracts
 
 CHUNK = 4096  # users or movies per tower call
+# History rows per user-tower call (4,096 users at the default window of 256): a longer
+# query window means fewer users per call, so the embedded rows stay bounded.
+HISTORY_ROWS_PER_CALL = 4096 * 256
 
 
-def _chunks(count: int):
-  for start in range(0, count, CHUNK):
-    yield slice(start, min(start + CHUNK, count))
+def _chunks(count: int, size: int = CHUNK):
+  for start in range(0, count, size):
+    yield slice(start, min(start + size, count))
 
 
 def user_vectors(core, histories: interactions.Histories, num_users: int) -> dict[str, np.ndarray]:
   """The user tower's output for every vocabulary user, from their histories."""
   window = int(core.history_window)
   parts: dict[str, list] = {"query": [], "vector": [], "bias": []}
-  for rows in _chunks(num_users):
+  for rows in _chunks(num_users, max(HISTORY_ROWS_PER_CALL // max(window, 1), 1)):
     users = np.arange(rows.start, rows.stop, dtype=np.int64)
     movies, ratings, length = histories.padded(users, max(window, 1))
     out = core.user_tower(

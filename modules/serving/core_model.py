@@ -38,7 +38,8 @@ class CoreModel(tf.Module):
     # Variables, so that they are saved with the module (constants are not).
     self.num_users = tf.Variable(model.num_users, dtype=tf.int64, trainable=False)
     self.num_movies = tf.Variable(model.num_movies, dtype=tf.int64, trainable=False)
-    self.history_window = tf.Variable(model.hparams.history_window, dtype=tf.int64, trainable=False)
+    # How many of a user's last ratings the user tower pools (the builder pads to it).
+    self.history_window = tf.Variable(model.query_window, dtype=tf.int64, trainable=False)
     # Whether a candidate's last column is its retrieval bias (see candidate()).
     self.has_retrieval_bias = tf.Variable(model.hparams.retrieval_bias, trainable=False)
     self.user_table = vocabulary.lookup_table(

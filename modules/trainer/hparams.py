@@ -24,6 +24,9 @@ class HParams:
   history_window: int  # the user tower pools the user's last N ratings (0: ids only)
   recent_window: int  # ...and, apart, the last N of them (data with time)
   history_chunk: int  # training targets per stretch of one user's sequence (data.sequence_batches)
+  # A query (validation, serving, a new user's given ratings) pools the user's last N
+  # ratings; 0: history_window, as in training.
+  query_history_window: int
   content_features: bool  # the movie tower reads title tokens and the year
   rating_hidden_units: tuple[int, ...]  # the rating MLP's hidden layers
   rating_dropout: float  # dropout after each hidden layer of the rating MLP
@@ -120,7 +123,7 @@ class HParams:
     for name in ("user_id_dropout", "movie_id_dropout", "rating_dropout"):
       if not 0 <= getattr(self, name) < 1:
         problems.append(f"{name} must be in [0, 1), got {getattr(self, name)}")
-    for name in ("history_window", "recent_window"):
+    for name in ("history_window", "recent_window", "query_history_window"):
       if getattr(self, name) < 0:
         problems.append(f"{name} must not be negative, got {getattr(self, name)}")
     if not 0 < self.learning_rate_decay <= 1:

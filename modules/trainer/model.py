@@ -292,6 +292,11 @@ class RecommenderModel(tfrs.Model):
   # ---------------------------------------------------------------------------
   # History pooling: the same sums from padded histories and from training batches.
 
+  @property
+  def query_window(self) -> int:
+    """How many of a user's last ratings a query pools (training pools history_window)."""
+    return self.hparams.query_history_window or self.hparams.history_window
+
   def _history_items(self, movies, ratings):
     """History embeddings and the same weighted by the centered rating."""
     vectors = self.history_embedding(self.movie_row(movies))
@@ -303,7 +308,7 @@ class RecommenderModel(tfrs.Model):
     length = tf.cast(length, tf.int64)
     vectors, weighted = self._history_items(movies, tf.cast(ratings, tf.float32))
     width = tf.shape(movies, out_type=tf.int64)[1]
-    window = _window_mask(length, width, self.hparams.history_window)
+    window = _window_mask(length, width, self.query_window)
     recent = _window_mask(length, width, self.hparams.recent_window)
     return HistorySums(
       window=_sum_over(vectors, window),

@@ -42,6 +42,7 @@ DISTRIBUTION_STRATEGIES = {
 # ranks the whole catalog for each, every epoch.
 MAX_VALIDATION_USERS = 10_000
 USERS_PER_CALL = 512
+HISTORY_ROWS_PER_CALL = USERS_PER_CALL * 256  # fewer users per call for longer query windows
 
 
 def distribution_strategy(name: str) -> tf.distribute.Strategy:
@@ -59,11 +60,12 @@ def user_queries(
 ):
   """(retrieval queries [U, D], user vectors [U, d], user biases [U]) from histories."""
   queries, vectors, biases = [], [], []
-  for start in range(0, len(users), USERS_PER_CALL):
-    chunk = users[start : start + USERS_PER_CALL]
+  per_call = max(min(USERS_PER_CALL, HISTORY_ROWS_PER_CALL // max(model.query_window, 1)), 1)
+  for start in range(0, len(users), per_call):
+    chunk = users[start : start + per_call]
     sums = None
     if model.hparams.history_window:
-      movies, ratings, length = histories.padded(chunk, model.hparams.history_window)
+      movies, ratings, length = histories.padded(chunk, model.query_window)
       sums = model.history_sums(movies, ratings, length)
     vector, bias = model.user_tower(tf.constant(chunk, tf.int64), sums)
     queries.append(model.query(vector).numpy())

@@ -2,7 +2,9 @@
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
+from benchmarks import synthetic_model
 from components.serving_model_builder import builder
 from tests.conftest import CATALOG, KNOWN, MOVIES, USERS
 
@@ -39,3 +41,32 @@ def test_a_cold_movie_is_credited_with_half_a_rating_on_the_popularity_line():
   assert cold == pytest.approx(1.0 + 0.5 * np.log(0.5), abs=1e-5)
   # No usable relation (popularity does not raise the bias): the least popular's.
   assert builder.cold_retrieval_bias(np.array([2.0, 1.0, 0.5]), np.array([1, 10, 100])) == 0.5
+
+
+@pytest.mark.parametrize("query_window, pooled", [(0, 2), (4, 4)])
+def test_the_exported_user_tower_pools_the_query_window(tmp_path, query_window, pooled):
+  """The builder pads every user's history to the core model's window, and a request's
+  ratings are pooled the same way: query_history_window, else the training window."""
+  export_dir = synthetic_model.export_core(
+    str(tmp_path),
+    USERS,
+    MOVIES,
+    CATALOG,
+    history_window=2,
+    recent_window=1,
+    query_history_window=query_window,
+  )
+  core = tf.saved_model.load(export_dir)
+  assert int(core.history_window) == pooled
+
+  def query(movies, ratings):
+    return core.user_tower(
+      tf.constant([0], tf.int64),
+      tf.constant([movies], tf.int64),
+      tf.constant([ratings], tf.float32),
+      tf.constant([len(movies)], tf.int64),
+    )["query"].numpy()
+
+  # Four ratings against their last three: the same query only when two are pooled.
+  four, last_three = query([0, 1, 2, 3], [5.0, 1.0, 4.0, 2.0]), query([1, 2, 3], [1.0, 4.0, 2.0])
+  assert np.allclose(four, last_three) == (pooled == 2)

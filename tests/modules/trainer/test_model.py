@@ -107,6 +107,21 @@ def test_history_sums_of_a_sequence_equal_those_of_padded_histories():
   assert sequence.count[0, 5].numpy() == 3 and sequence.recent_count[0, 5].numpy() == 2
 
 
+@pytest.mark.parametrize("query_window, pooled", [(0, 3), (5, 5), (100, 6)])
+def test_a_query_pools_the_query_window_of_the_history(query_window, pooled):
+  """Training pools at most history_window ratings; a query pools query_history_window
+  (0: the same), counted back from the newest."""
+  model = _model(_hparams(history_window=3, recent_window=2, query_history_window=query_window))
+  model.build_variables()
+  movies = tf.constant([[4, 7, 1, 9, 4, 3]], tf.int64)
+  ratings = tf.constant([[5.0, 1, 3, 4, 2, 5]])
+  sums = model.history_sums(movies, ratings, tf.constant([6]))
+  assert sums.count.numpy().tolist() == [pooled]
+  assert sums.recent_count.numpy().tolist() == [2]
+  vectors = model.history_embedding(movies[:, 6 - pooled :])
+  np.testing.assert_allclose(sums.window.numpy(), tf.reduce_sum(vectors, 1).numpy(), atol=1e-5)
+
+
 def test_ids_without_training_ratings_and_dropped_ids_use_the_oov_row():
   trained = np.ones(NUM_USERS, bool)
   trained[3] = False

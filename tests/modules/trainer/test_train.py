@@ -198,3 +198,19 @@ def test_history_chunk_sets_the_targets_per_chunk_of_the_training_batches(chunk)
   # batch_size // chunk stretches, each the history window followed by `chunk` targets.
   assert batch[contracts.USER_INDEX].shape == (64 // chunk, 8 + chunk)
   assert steps == 512 // 64
+
+
+@pytest.mark.parametrize("query_window", [0, 6])
+def test_validation_queries_pool_the_query_window_of_each_history(query_window):
+  hparams = _hparams(history_window=3, recent_window=1, query_history_window=query_window)
+  model = model_lib.build_model(2, 8, hparams).build_variables()
+  # User 0 rated six movies (oldest first), user 1 one.
+  history = _ratings([0, 0, 0, 0, 0, 0, 1], [1, 2, 3, 4, 5, 6, 7], [5.0, 1, 4, 2, 3, 5, 4])
+  histories = interactions.Histories(history, 2)
+  queries, _, _ = trainer_lib.user_queries(model, histories, np.array([0, 1]))
+  pooled = query_window or 3
+  movies = tf.constant([[1, 2, 3, 4, 5, 6][-pooled:]], tf.int64)
+  ratings = tf.constant([[5.0, 1, 4, 2, 3, 5][-pooled:]])
+  sums = model.history_sums(movies, ratings, tf.constant([pooled]))
+  expected, _ = model.user_tower(tf.constant([0], tf.int64), sums)
+  np.testing.assert_allclose(queries[0], model.query(expected)[0].numpy(), atol=1e-5)
