@@ -294,7 +294,10 @@ class RecommenderModel(tfrs.Model):
 
   @property
   def query_window(self) -> int:
-    """How many of a user's last ratings a query pools (training pools history_window)."""
+    """How many of a user's last ratings a query pools (training pools history_window;
+    an ids-only model pools none)."""
+    if not self.hparams.history_window:
+      return 0
     return self.hparams.query_history_window or self.hparams.history_window
 
   def _history_items(self, movies, ratings):
