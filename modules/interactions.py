@@ -85,6 +85,12 @@ def by_user_oldest_first(ratings: Ratings, num_users: int):
   )
 
 
+def rows_per_call(most: int, width: int, cells: int) -> int:
+  """Rows of `width` history entries per tower call: at most `most`, and `cells` entries
+  in all (at least one row), so a call's embedded history stays bounded."""
+  return max(1, min(most, cells // max(width, 1)))
+
+
 class Histories:
   """Each user's ratings, oldest first, as one flat array with row splits.
 

@@ -23,6 +23,7 @@ import numpy as np
 import tensorflow as tf
 from tfx.utils import path_utils
 
+from modules import interactions
 from modules.evaluation import metrics as metrics_lib
 from modules.transform import examples
 from nfrec import contracts
@@ -199,19 +200,15 @@ def _padded(parts: list[RawRatings]) -> tuple[np.ndarray, np.ndarray]:
   return movie_ids, ratings
 
 
-def _rows_per_call(most: int, width: int) -> int:
-  """Rows of `width` given ratings per call: at most `most`, and GIVEN_RATINGS_PER_CALL
-  ratings in all."""
-  return max(1, min(most, GIVEN_RATINGS_PER_CALL // width))
-
-
 def new_users(model, new: RawRatings) -> dict:
   """The new-user protocol (docs/metrics.md) through `recommend_from_ratings`'s path."""
   given, rest = halves(new)
   if not given:
     return {}
   queries, excluded = [], []
-  users_per_call = _rows_per_call(NEW_USERS_PER_CALL, max(len(part) for part in given))
+  users_per_call = interactions.rows_per_call(
+    NEW_USERS_PER_CALL, max(len(part) for part in given), GIVEN_RATINGS_PER_CALL
+  )
   for start in range(0, len(given), users_per_call):
     movie_ids, ratings = _padded(given[start : start + users_per_call])
     query, rows, _ = model.query_from_ratings(tf.constant(movie_ids.tolist()), tf.constant(ratings))
@@ -237,7 +234,9 @@ def new_users(model, new: RawRatings) -> dict:
   # where 65,536 rows x 871 given ratings x 128 floats asked for 23 GB), so the rows'
   # histories are built one call at a time, never for all rows at once (a generated 1M
   # set: 51,392 rows x 2,709 given ratings took 5.1 GB that way).
-  rows_per_call = _rows_per_call(PREDICT_BATCH, given_ids.shape[1])
+  rows_per_call = interactions.rows_per_call(
+    PREDICT_BATCH, given_ids.shape[1], GIVEN_RATINGS_PER_CALL
+  )
   predictions = [np.zeros(0, np.float32)]
   for start in range(0, len(person), rows_per_call):
     rows = slice(start, start + rows_per_call)

@@ -36,7 +36,7 @@ def user_vectors(core, histories: interactions.Histories, num_users: int) -> dic
   """The user tower's output for every vocabulary user, from their histories."""
   window = int(core.history_window)
   parts: dict[str, list] = {"query": [], "vector": [], "bias": []}
-  for rows in _chunks(num_users, max(HISTORY_ROWS_PER_CALL // max(window, 1), 1)):
+  for rows in _chunks(num_users, interactions.rows_per_call(CHUNK, window, HISTORY_ROWS_PER_CALL)):
     users = np.arange(rows.start, rows.stop, dtype=np.int64)
     movies, ratings, length = histories.padded(users, max(window, 1))
     out = core.user_tower(

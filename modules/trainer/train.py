@@ -60,7 +60,7 @@ def user_queries(
 ):
   """(retrieval queries [U, D], user vectors [U, d], user biases [U]) from histories."""
   queries, vectors, biases = [], [], []
-  per_call = max(min(USERS_PER_CALL, HISTORY_ROWS_PER_CALL // max(model.query_window, 1)), 1)
+  per_call = interactions.rows_per_call(USERS_PER_CALL, model.query_window, HISTORY_ROWS_PER_CALL)
   for start in range(0, len(users), per_call):
     chunk = users[start : start + per_call]
     sums = None

@@ -114,3 +114,11 @@ def test_training_statistics_count_movies_trained_ids_and_the_mean():
 def test_an_empty_train_split_is_a_clear_error():
   with pytest.raises(ValueError, match="The train split is empty"):
     data.training_statistics(_ratings(0), num_users=3, num_movies=3)
+
+
+def test_rows_per_call_bound_the_history_entries_of_a_tower_call():
+  assert interactions.rows_per_call(4096, 256, 4096 * 256) == 4096  # the default window
+  assert interactions.rows_per_call(4096, 1, 4096 * 256) == 4096  # never more than `most`
+  assert interactions.rows_per_call(4096, 0, 4096 * 256) == 4096  # an ids-only model
+  assert interactions.rows_per_call(4096, 4096, 4096 * 256) == 256  # a longer window
+  assert interactions.rows_per_call(512, 10**9, 250_000) == 1  # at least one row
