@@ -78,8 +78,9 @@ def test_training_lowers_the_rating_error():
 
 def test_history_sums_of_a_sequence_equal_those_of_padded_histories():
   """Training (prefix sums over a user-ordered chunk) and serving (padded histories)
-  describe a user by the same sums."""
-  hparams = _hparams(history_window=3, recent_window=2)
+  describe a user by the same sums when a query pools the training window
+  (query_history_window=0; a longer query window is tested below)."""
+  hparams = _hparams(history_window=3, recent_window=2, query_history_window=0)
   model = _model(hparams).build_variables()
   # One chunk: the OOV padding user, then user 1's five rows, then user 2's three.
   users = np.array([[NUM_USERS, 1, 1, 1, 1, 1, 2, 2, 2]])
