@@ -214,3 +214,19 @@ def test_validation_queries_pool_the_query_window_of_each_history(query_window):
   sums = model.history_sums(movies, ratings, tf.constant([pooled]))
   expected, _ = model.user_tower(tf.constant([0], tf.int64), sums)
   np.testing.assert_allclose(queries[0], model.query(expected)[0].numpy(), atol=1e-5)
+
+
+def test_validation_rates_pairs_in_bounded_calls_with_the_same_errors():
+  """Large validation splits are rated a slice of pairs at a time; the errors do not
+  depend on the slice size (the default preset: history and title words)."""
+  hparams = _hparams()
+  model = model_lib.build_model(20, 15, hparams).build_variables()
+  history = _signal(300, 20, 15, seed=1)
+  validation = trainer_lib.Validation(history, _signal(101, 20, 15, seed=2), 20, 15, seed=0)
+  users = np.unique(validation.pairs.user)
+  _, vectors, biases = trainer_lib.user_queries(model, validation.histories, users)
+  whole = validation._errors(model, users, vectors, biases, pairs_per_call=len(users) * 1000)
+  sliced = validation._errors(model, users, vectors, biases, pairs_per_call=7)
+  assert whole.shape == sliced.shape == (101,)
+  np.testing.assert_allclose(sliced, whole, atol=1e-5)
+  np.testing.assert_allclose(validation.rating_errors(model), whole, atol=1e-5)
