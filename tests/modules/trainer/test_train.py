@@ -219,8 +219,9 @@ def test_validation_queries_pool_the_query_window_of_each_history(query_window):
 def test_validation_rates_pairs_in_bounded_calls_with_the_same_errors():
   """Large validation splits are rated a slice of pairs at a time; the errors do not
   depend on the slice size (the default preset: history and title words)."""
-  hparams = _hparams()
-  model = model_lib.build_model(20, 15, hparams).build_variables()
+  tokens = np.random.default_rng(0).integers(0, 9, (16, 3))
+  features = model_lib.MovieFeatures(tokens, np.arange(16) % 4, 9, 4)
+  model = model_lib.build_model(20, 15, _hparams(), features=features).build_variables()
   history = _signal(300, 20, 15, seed=1)
   validation = trainer_lib.Validation(history, _signal(101, 20, 15, seed=2), 20, 15, seed=0)
   users = np.unique(validation.pairs.user)
