@@ -91,6 +91,12 @@ def rows_per_call(most: int, width: int, cells: int) -> int:
   return max(1, min(most, cells // max(width, 1)))
 
 
+def slices(count: int, size: int):
+  """Consecutive slices of at most `size` covering range(count): one tower call each."""
+  for start in range(0, count, size):
+    yield slice(start, min(start + size, count))
+
+
 class Histories:
   """Each user's ratings, oldest first, as one flat array with row splits.
 

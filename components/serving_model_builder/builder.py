@@ -27,16 +27,13 @@ CHUNK = 4096  # users or movies per tower call
 HISTORY_ROWS_PER_CALL = 4096 * 256
 
 
-def _chunks(count: int, size: int = CHUNK):
-  for start in range(0, count, size):
-    yield slice(start, min(start + size, count))
-
-
 def user_vectors(core, histories: interactions.Histories, num_users: int) -> dict[str, np.ndarray]:
   """The user tower's output for every vocabulary user, from their histories."""
   window = int(core.history_window)
   parts: dict[str, list] = {"query": [], "vector": [], "bias": []}
-  for rows in _chunks(num_users, interactions.rows_per_call(CHUNK, window, HISTORY_ROWS_PER_CALL)):
+  for rows in interactions.slices(
+    num_users, interactions.rows_per_call(CHUNK, window, HISTORY_ROWS_PER_CALL)
+  ):
     users = np.arange(rows.start, rows.stop, dtype=np.int64)
     movies, ratings, length = histories.padded(users, max(window, 1))
     out = core.user_tower(
@@ -94,7 +91,7 @@ def movie_vectors(
   tokens, years = catalog.features_at(rows)
   index = np.minimum(np.arange(len(rows)), num_vocabulary_movies)  # cold movies: the OOV row
   parts: dict[str, list] = {"candidate": [], "vector": [], "bias": [], "retrieval_bias": []}
-  for part in _chunks(len(rows)):
+  for part in interactions.slices(len(rows), CHUNK):
     out = core.movie_tower(
       tf.constant(index[part]), tf.constant(tokens[part]), tf.constant(years[part])
     )

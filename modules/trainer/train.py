@@ -111,14 +111,12 @@ class Validation:
   def _errors(self, model, users, vectors, biases, pairs_per_call=PAIRS_PER_CALL) -> np.ndarray:
     row = np.searchsorted(users, self.pairs.user)
     predicted = []
-    for start in range(0, len(row), pairs_per_call):
-      rows = row[start : start + pairs_per_call]
-      movie_vector, movie_bias, _ = model.movie_tower(
-        tf.constant(self.pairs.movie[start : start + pairs_per_call])
-      )
+    for part in interactions.slices(len(row), pairs_per_call):
+      movie_vector, movie_bias, _ = model.movie_tower(tf.constant(self.pairs.movie[part]))
+      user_vector, user_bias = vectors[row[part]], biases[row[part]]
       predicted.append(
         model.rate(
-          tf.constant(vectors[rows]), tf.constant(biases[rows]), movie_vector, movie_bias
+          tf.constant(user_vector), tf.constant(user_bias), movie_vector, movie_bias
         ).numpy()
       )
     return np.concatenate(predicted) - self.pairs.rating

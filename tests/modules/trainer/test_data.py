@@ -122,3 +122,9 @@ def test_rows_per_call_bound_the_history_entries_of_a_tower_call():
   assert interactions.rows_per_call(4096, 0, 4096 * 256) == 4096  # an ids-only model
   assert interactions.rows_per_call(4096, 4096, 4096 * 256) == 256  # a longer window
   assert interactions.rows_per_call(512, 10**9, 250_000) == 1  # at least one row
+
+
+def test_slices_cover_the_range_once_in_bounded_parts():
+  parts = list(interactions.slices(10, 4))
+  assert parts == [slice(0, 4), slice(4, 8), slice(8, 10)]
+  assert list(interactions.slices(0, 4)) == []

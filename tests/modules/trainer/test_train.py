@@ -226,7 +226,7 @@ def test_validation_rates_pairs_in_bounded_calls_with_the_same_errors():
   validation = trainer_lib.Validation(history, _signal(101, 20, 15, seed=2), 20, 15, seed=0)
   users = np.unique(validation.pairs.user)
   _, vectors, biases = trainer_lib.user_queries(model, validation.histories, users)
-  whole = validation._errors(model, users, vectors, biases, pairs_per_call=len(users) * 1000)
+  whole = validation._errors(model, users, vectors, biases, pairs_per_call=len(validation.pairs))
   sliced = validation._errors(model, users, vectors, biases, pairs_per_call=7)
   assert whole.shape == sliced.shape == (101,)
   np.testing.assert_allclose(sliced, whole, atol=1e-5)
