@@ -72,6 +72,7 @@ PRESETS = {
     learning_rate=0.1,
     learning_rate_decay=1.0,
     learning_rate_decay_examples=0,
+    learning_rate_floor=0.0,
     batch_size=8192,
     epochs=3,
     early_stopping_patience=0,
@@ -127,6 +128,7 @@ PRESETS = {
     learning_rate=0.003,
     learning_rate_decay=1.0,
     learning_rate_decay_examples=0,
+    learning_rate_floor=0.0,
     batch_size=512,
     epochs=40,
     # Patience 2 selected the same epoch as 4 on 11 of 12 recorded runs, two epochs

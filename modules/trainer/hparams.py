@@ -61,6 +61,9 @@ class HParams:
   # training examples instead (the same schedule whatever the data's size).
   learning_rate_decay: float
   learning_rate_decay_examples: int  # 0: once per epoch
+  # The decayed rate never goes below this (0: no floor); decaying by examples would
+  # otherwise bring the rate to almost nothing within one epoch of a large data set.
+  learning_rate_floor: float
   batch_size: int
   epochs: int
   early_stopping_patience: int  # 0: no early stopping
@@ -112,6 +115,7 @@ class HParams:
       "rating_factors",
       "rating_factor_l2",
       "learning_rate_decay_examples",
+      "learning_rate_floor",
       "rating_stage_epochs",
     ):
       if getattr(self, name) < 0:

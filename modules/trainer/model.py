@@ -672,21 +672,37 @@ def build_model(
 def learning_rate(hparams: HParams, steps_per_epoch: int | None):
   """The preset's rate: constant, lowered by `learning_rate_decay` after each epoch (per
   epoch, not per step, so the refit's longer epochs see the same rates), or smoothly by
-  that factor every `learning_rate_decay_examples` training examples."""
+  that factor every `learning_rate_decay_examples` training examples; never below
+  `learning_rate_floor`."""
   if hparams.learning_rate_decay == 1.0:
     return hparams.learning_rate
   by_examples = hparams.learning_rate_decay_examples > 0
   if not by_examples and not steps_per_epoch:
     # Without it every step would count as an epoch.
     raise ValueError("learning_rate_decay per epoch needs the model's steps_per_epoch.")
-  return tf.keras.optimizers.schedules.ExponentialDecay(
+  return FlooredExponentialDecay(
     hparams.learning_rate,
     decay_steps=(
       hparams.learning_rate_decay_examples / hparams.batch_size if by_examples else steps_per_epoch
     ),
     decay_rate=hparams.learning_rate_decay,
     staircase=not by_examples,
+    floor=hparams.learning_rate_floor,
   )
+
+
+class FlooredExponentialDecay(tf.keras.optimizers.schedules.ExponentialDecay):
+  """Keras's exponential decay, held at `floor` once it reaches it."""
+
+  def __init__(self, *args, floor: float = 0.0, **kwargs):
+    super().__init__(*args, **kwargs)
+    self.floor = floor
+
+  def __call__(self, step):
+    return tf.maximum(super().__call__(step), self.floor)
+
+  def get_config(self):
+    return {**super().get_config(), "floor": self.floor}
 
 
 def user_and_candidate_vectors(model: RecommenderModel, user_index, sums=None):

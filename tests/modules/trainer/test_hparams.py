@@ -36,6 +36,7 @@ def test_unknown_and_missing_knobs_are_named():
     ("retrieval_temperature", 0.0, "retrieval_temperature must be positive"),
     ("learning_rate_decay", 0.0, r"learning_rate_decay must be in \(0, 1\]"),
     ("learning_rate_decay", 1.5, r"learning_rate_decay must be in \(0, 1\]"),
+    ("learning_rate_floor", -0.001, "learning_rate_floor must not be negative"),
   ],
 )
 def test_a_bad_value_fails_with_its_name(knob, value, message):

@@ -222,6 +222,22 @@ def test_learning_rate_decay_by_examples_is_smooth_and_ignores_epochs():
   assert float(model_lib.learning_rate(hparams, steps_per_epoch=100)(8)) == float(schedule(8))
 
 
+def test_a_decayed_rate_stops_at_its_floor():
+  hparams = _hparams(
+    learning_rate=0.01,
+    learning_rate_decay=0.5,
+    learning_rate_decay_examples=1024,
+    learning_rate_floor=0.003,
+    batch_size=128,
+  )
+  schedule = model_lib.learning_rate(hparams, steps_per_epoch=3)
+  # Halved every 8 steps: 0.01, 0.005, then 0.0025 would pass the floor.
+  np.testing.assert_allclose(
+    [float(schedule(step)) for step in (0, 8, 16, 80)], [0.01, 0.005, 0.003, 0.003], rtol=1e-6
+  )
+  assert model_lib.learning_rate(hparams.replace(learning_rate_decay=1.0), 3) == 0.01
+
+
 def _same_weights(source, target):
   for variable, value in zip(target.trainable_variables, source.trainable_variables, strict=True):
     variable.assign(value)
