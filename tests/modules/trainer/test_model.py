@@ -188,7 +188,9 @@ def test_l2_per_epoch_is_spread_over_the_steps_of_an_epoch():
 def test_learning_rate_decay_lowers_the_rate_once_per_epoch():
   constant = _hparams(learning_rate=0.01, learning_rate_decay=1.0)
   assert model_lib.learning_rate(constant, steps_per_epoch=7) == 0.01
-  hparams = _hparams(learning_rate=0.01, learning_rate_decay=0.5, batch_size=128)
+  hparams = _hparams(
+    learning_rate=0.01, learning_rate_decay=0.5, learning_rate_decay_examples=0, batch_size=128
+  )
   model = _model(hparams, steps_per_epoch=2)
   dataset, steps = _batches(hparams, _ratings(num_examples=256))
   assert steps == 2
@@ -202,18 +204,19 @@ def test_learning_rate_decay_lowers_the_rate_once_per_epoch():
 
 def test_a_per_epoch_decay_without_the_steps_per_epoch_is_an_error():
   with pytest.raises(ValueError, match="needs the model's steps_per_epoch"):
-    _model(_hparams(learning_rate_decay=0.5))
+    _model(_hparams(learning_rate_decay=0.5, learning_rate_decay_examples=0))
+
+
+# Halved every 1,024 examples: every 8 steps of 128.
+_HALVED_EVERY_8_STEPS = dict(
+  learning_rate=0.01, learning_rate_decay=0.5, learning_rate_decay_examples=1024, batch_size=128
+)
 
 
 def test_learning_rate_decay_by_examples_is_smooth_and_ignores_epochs():
-  hparams = _hparams(
-    learning_rate=0.01,
-    learning_rate_decay=0.5,
-    learning_rate_decay_examples=1024,
-    batch_size=128,
-  )
+  hparams = _hparams(**_HALVED_EVERY_8_STEPS)
   schedule = model_lib.learning_rate(hparams, steps_per_epoch=3)
-  # 1,024 examples are 8 steps of 128: halved at step 8, by sqrt(2) at step 4.
+  # Halved at step 8, by sqrt(2) at step 4.
   np.testing.assert_allclose(
     [float(schedule(step)) for step in (0, 4, 8, 16)],
     [0.01, 0.01 / np.sqrt(2), 0.005, 0.0025],
@@ -223,15 +226,9 @@ def test_learning_rate_decay_by_examples_is_smooth_and_ignores_epochs():
 
 
 def test_a_decayed_rate_stops_at_its_floor():
-  hparams = _hparams(
-    learning_rate=0.01,
-    learning_rate_decay=0.5,
-    learning_rate_decay_examples=1024,
-    learning_rate_floor=0.003,
-    batch_size=128,
-  )
+  hparams = _hparams(**_HALVED_EVERY_8_STEPS, learning_rate_floor=0.003)
   schedule = model_lib.learning_rate(hparams, steps_per_epoch=3)
-  # Halved every 8 steps: 0.01, 0.005, then 0.0025 would pass the floor.
+  # 0.01, 0.005, then 0.0025 would pass the floor.
   np.testing.assert_allclose(
     [float(schedule(step)) for step in (0, 8, 16, 80)], [0.01, 0.005, 0.003, 0.003], rtol=1e-6
   )
