@@ -116,10 +116,10 @@ def predict(model, signature: str, batch: int = PREDICT_BATCH, **inputs) -> np.n
   function = model.signatures[signature]
   size = len(next(iter(inputs.values())))
   out = [
-    function(**{name: tf.constant(values[i : i + batch]) for name, values in inputs.items()})[
+    function(**{name: tf.constant(values[part]) for name, values in inputs.items()})[
       contracts.OUTPUT_RATING
     ].numpy()
-    for i in range(0, size, batch)
+    for part in interactions.slices(size, batch)
   ]
   return np.concatenate(out) if out else np.zeros(0, np.float32)
 
@@ -209,8 +209,8 @@ def new_users(model, new: RawRatings) -> dict:
   users_per_call = interactions.rows_per_call(
     NEW_USERS_PER_CALL, max(len(part) for part in given), GIVEN_RATINGS_PER_CALL
   )
-  for start in range(0, len(given), users_per_call):
-    movie_ids, ratings = _padded(given[start : start + users_per_call])
+  for part in interactions.slices(len(given), users_per_call):
+    movie_ids, ratings = _padded(given[part])
     query, rows, _ = model.query_from_ratings(tf.constant(movie_ids.tolist()), tf.constant(ratings))
     queries.append(query.numpy())
     excluded += [row.numpy() for row in rows]
@@ -238,8 +238,7 @@ def new_users(model, new: RawRatings) -> dict:
     PREDICT_BATCH, given_ids.shape[1], GIVEN_RATINGS_PER_CALL
   )
   predictions = [np.zeros(0, np.float32)]
-  for start in range(0, len(person), rows_per_call):
-    rows = slice(start, start + rows_per_call)
+  for rows in interactions.slices(len(person), rows_per_call):
     inputs = {
       contracts.INPUT_MOVIE_IDS: given_ids[person[rows]],
       contracts.INPUT_RATINGS: given_ratings[person[rows]],

@@ -64,8 +64,8 @@ def user_queries(
   """(retrieval queries [U, D], user vectors [U, d], user biases [U]) from histories."""
   queries, vectors, biases = [], [], []
   per_call = interactions.rows_per_call(USERS_PER_CALL, model.query_window, HISTORY_ROWS_PER_CALL)
-  for start in range(0, len(users), per_call):
-    chunk = users[start : start + per_call]
+  for part in interactions.slices(len(users), per_call):
+    chunk = users[part]
     sums = None
     if model.hparams.history_window:
       movies, ratings, length = histories.padded(chunk, model.query_window)
