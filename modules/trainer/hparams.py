@@ -132,6 +132,12 @@ class HParams:
         problems.append(f"{name} must not be negative, got {getattr(self, name)}")
     if not 0 < self.learning_rate_decay <= 1:
       problems.append(f"learning_rate_decay must be in (0, 1], got {self.learning_rate_decay}")
+    if self.learning_rate_floor > self.learning_rate:
+      # A floor above the start would hold the rate at the floor from the first step.
+      problems.append(
+        f"learning_rate_floor ({self.learning_rate_floor}) must not exceed learning_rate"
+        f" ({self.learning_rate}); lower both together"
+      )
     if self.rating_stage_learning_rate <= 0:
       problems.append(
         f"rating_stage_learning_rate must be positive, got {self.rating_stage_learning_rate}"

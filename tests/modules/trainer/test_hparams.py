@@ -37,11 +37,17 @@ def test_unknown_and_missing_knobs_are_named():
     ("learning_rate_decay", 0.0, r"learning_rate_decay must be in \(0, 1\]"),
     ("learning_rate_decay", 1.5, r"learning_rate_decay must be in \(0, 1\]"),
     ("learning_rate_floor", -0.001, "learning_rate_floor must not be negative"),
+    ("learning_rate", 0.0001, r"learning_rate_floor \(.+\) must not exceed learning_rate"),
   ],
 )
 def test_a_bad_value_fails_with_its_name(knob, value, message):
   with pytest.raises(ValueError, match=message):
     DEFAULT.replace(**{knob: value})
+
+
+def test_a_lower_rate_is_accepted_with_a_lower_floor():
+  changed = DEFAULT.replace(learning_rate=0.0001, learning_rate_floor=0.00001)
+  assert (changed.learning_rate, changed.learning_rate_floor) == (0.0001, 0.00001)
 
 
 def test_integers_are_accepted_as_floats_and_lists_as_tuples():
