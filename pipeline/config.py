@@ -46,6 +46,7 @@ PRESETS = {
     recent_window=0,
     history_chunk=16,  # unused: no history
     query_history_window=0,
+    user_hidden_units=(),
     content_features=False,
     rating_hidden_units=(256, 128),
     rating_dropout=0.0,
@@ -100,6 +101,7 @@ PRESETS = {
     # over a whole history is steadier (ML-1M eval Recall@10 +0.008, NDCG@10 +0.025;
     # docs/results.md, 2026-12-04 evening).
     query_history_window=4096,
+    user_hidden_units=(),
     content_features=True,
     rating_hidden_units=(128,),
     rating_dropout=0.3,

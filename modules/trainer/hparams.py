@@ -27,6 +27,9 @@ class HParams:
   # A query (validation, serving, a new user's given ratings) pools the user's last N
   # ratings; 0: history_window, as in training.
   query_history_window: int
+  # Hidden layers (ReLU) of an MLP on the pooled history, added to its linear projection
+  # in the user tower (empty: the projection alone).
+  user_hidden_units: tuple[int, ...]
   content_features: bool  # the movie tower reads title tokens and the year
   rating_hidden_units: tuple[int, ...]  # the rating MLP's hidden layers
   rating_dropout: float  # dropout after each hidden layer of the rating MLP
@@ -157,10 +160,10 @@ class HParams:
     )
     if parts:
       raise ValueError("Hyperparameters do not match the model's: " + "; ".join(parts) + ".")
-    return cls(**{**values, "rating_hidden_units": tuple(values["rating_hidden_units"])})
+    return cls(**{**values, **{name: tuple(values[name]) for name in _TUPLES}})
 
   def to_dict(self) -> dict[str, Any]:
-    return {**dataclasses.asdict(self), "rating_hidden_units": list(self.rating_hidden_units)}
+    return {**dataclasses.asdict(self), **{name: list(getattr(self, name)) for name in _TUPLES}}
 
   def replace(self, **overrides) -> HParams:
     """A copy with some knobs changed; an unknown knob is an error that lists the known ones."""
@@ -168,9 +171,13 @@ class HParams:
     for name in overrides:
       if name not in names:
         raise ValueError(f"Unknown hyperparameter {name!r}; known: {names}.")
-    if "rating_hidden_units" in overrides:
-      overrides["rating_hidden_units"] = tuple(overrides["rating_hidden_units"])
+    for name in _TUPLES:
+      if name in overrides:
+        overrides[name] = tuple(overrides[name])
     return dataclasses.replace(self, **overrides)
+
+
+_TUPLES = ("rating_hidden_units", "user_hidden_units")  # lists in JSON
 
 
 def _field_types(cls) -> dict[str, type]:

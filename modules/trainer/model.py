@@ -148,6 +148,7 @@ class RecommenderModel(tfrs.Model):
     "movie_embedding",
     "history_embedding",
     "history_projection",
+    "history_mlp",
     "token_embedding",
     "year_embedding",
     "movie_retrieval_bias",
@@ -193,6 +194,14 @@ class RecommenderModel(tfrs.Model):
         dim, use_bias=False, name="history_projection"
       )
       self.history_bias = tf.keras.layers.Dense(1, use_bias=False, name="history_bias")
+      if hparams.user_hidden_units:
+        # Beside the linear projection, so the tower starts from it and the MLP adds
+        # what a linear map of the pooled means cannot (YouTube DNN, Covington et al. 2016).
+        self.history_mlp = tf.keras.Sequential(
+          [tf.keras.layers.Dense(units, activation="relu") for units in hparams.user_hidden_units]
+          + [tf.keras.layers.Dense(dim, use_bias=False)],
+          name="history_mlp",
+        )
     if hparams.content_features:
       self.title_tokens = _constant(features.title_tokens, tf.int64, "title_tokens")
       self.year_bucket = _constant(features.year_bucket, tf.int64, "year_bucket")
@@ -374,6 +383,8 @@ class RecommenderModel(tfrs.Model):
         axis=1,
       )
       vector += self.history_projection(pooled)
+      if self.hparams.user_hidden_units:
+        vector += self.history_mlp(pooled)
       bias += _squeeze(self.history_bias(pooled))
     if self.hparams.rating_factors:
       factors = self.user_rating_factors(row)

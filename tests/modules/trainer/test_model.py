@@ -310,7 +310,12 @@ def test_a_catalog_no_larger_than_the_sample_is_scored_whole_and_exactly():
 def _every_layer():
   """Hyperparameters and features that build every optional layer of the model."""
   hparams = _hparams(
-    embedding_dim=8, rating_factors=4, rating_dot_product=True, batch_size=128, user_id_dropout=0.0
+    embedding_dim=8,
+    rating_factors=4,
+    rating_dot_product=True,
+    user_hidden_units=(16,),
+    batch_size=128,
+    user_id_dropout=0.0,
   )
   tokens = (np.arange(NUM_MOVIES + 1)[:, np.newaxis] % 5 + [1, 2]).astype(np.int64)
   features = model_lib.MovieFeatures(tokens, np.arange(NUM_MOVIES + 1) % 4, 8, 4)
