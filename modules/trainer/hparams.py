@@ -123,6 +123,9 @@ class HParams:
     ):
       if getattr(self, name) < 0:
         problems.append(f"{name} must not be negative, got {getattr(self, name)}")
+    for name in _TUPLES:
+      if any(units < 1 for units in getattr(self, name)):
+        problems.append(f"{name} must be at least 1 each, got {getattr(self, name)}")
     if self.retrieval_candidates not in RETRIEVAL_CANDIDATES:
       problems.append(
         f"retrieval_candidates {self.retrieval_candidates!r} is not one of {RETRIEVAL_CANDIDATES}"

@@ -360,6 +360,22 @@ class RecommenderModel(tfrs.Model):
   # ---------------------------------------------------------------------------
   # The towers and the rating head.
 
+  @staticmethod
+  def pooled_history(sums: HistorySums):
+    """[B, 3d]: the means of the window, of the rating-weighted window and of the recent items."""
+
+    def mean(total, count):
+      return total / tf.maximum(count, 1.0)[:, tf.newaxis]
+
+    return tf.concat(
+      [
+        mean(sums.window, sums.count),
+        mean(sums.weighted, sums.count),
+        mean(sums.recent, sums.recent_count),
+      ],
+      axis=1,
+    )
+
   # The towers and the rating head have no tensor-dependent Python control flow, so
   # AutoGraph has nothing to convert in them; left to it, it transpiles every Keras
   # layer function they call on the first step (seconds on 2 cores).
@@ -370,18 +386,7 @@ class RecommenderModel(tfrs.Model):
     vector = self.user_embedding(row)
     bias = _squeeze(self.user_bias(row)) if self.hparams.use_bias else tf.zeros_like(vector[:, 0])
     if self.hparams.history_window and sums is not None:
-
-      def mean(total, count):
-        return total / tf.maximum(count, 1.0)[:, tf.newaxis]
-
-      pooled = tf.concat(
-        [
-          mean(sums.window, sums.count),
-          mean(sums.weighted, sums.count),
-          mean(sums.recent, sums.recent_count),
-        ],
-        axis=1,
-      )
+      pooled = self.pooled_history(sums)
       vector += self.history_projection(pooled)
       if self.hparams.user_hidden_units:
         vector += self.history_mlp(pooled)

@@ -38,6 +38,7 @@ def test_unknown_and_missing_knobs_are_named():
     ("learning_rate_decay", 1.5, r"learning_rate_decay must be in \(0, 1\]"),
     ("learning_rate_floor", -0.001, "learning_rate_floor must not be negative"),
     ("learning_rate", 0.0001, r"learning_rate_floor \(.+\) must not exceed learning_rate"),
+    ("user_hidden_units", (64, 0), r"user_hidden_units must be at least 1 each, got \(64, 0\)"),
   ],
 )
 def test_a_bad_value_fails_with_its_name(knob, value, message):
@@ -51,8 +52,10 @@ def test_a_lower_rate_is_accepted_with_a_lower_floor():
 
 
 def test_integers_are_accepted_as_floats_and_lists_as_tuples():
-  changed = DEFAULT.replace(l2=0, rating_hidden_units=[64])
+  changed = DEFAULT.replace(l2=0, rating_hidden_units=[64], user_hidden_units=[32, 16])
   assert changed.l2 == 0 and changed.rating_hidden_units == (64,)
+  assert changed.user_hidden_units == (32, 16)
+  assert hparams_lib.HParams.from_dict(changed.to_dict()) == changed
 
 
 def test_every_preset_sets_every_knob_and_every_optimizer_is_built():

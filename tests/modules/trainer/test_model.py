@@ -123,6 +123,23 @@ def test_a_query_pools_the_query_window_of_the_history(query_window, pooled):
   np.testing.assert_allclose(sums.window.numpy(), tf.reduce_sum(vectors, 1).numpy(), atol=1e-5)
 
 
+def test_an_mlp_on_the_pooled_history_adds_to_its_linear_projection():
+  model = _model(_hparams(history_window=3, recent_window=2, user_hidden_units=(16,)))
+  model.build_variables()
+  movies = tf.constant([[4, 7, 1], [2, 9, 0]], tf.int64)
+  sums = model.history_sums(movies, tf.constant([[5.0, 1, 3], [4.0, 2, 0]]), tf.constant([3, 2]))
+  users = tf.constant([1, 2], tf.int64)
+  vector, _ = model.user_tower(users, sums)
+  linear = model.user_embedding(model.user_row(users))
+  linear += model.history_projection(model.pooled_history(sums))
+  nonlinear = (vector - linear).numpy()
+  np.testing.assert_allclose(nonlinear, model.history_mlp(model.pooled_history(sums)), atol=1e-6)
+  assert np.abs(nonlinear).max() > 0
+  # ReLU: the term of the negated sums is not the negated term.
+  negated = model.history_mlp(-model.pooled_history(sums)).numpy()
+  assert not np.allclose(negated, -nonlinear, atol=1e-4)
+
+
 def test_ids_without_training_ratings_and_dropped_ids_use_the_oov_row():
   trained = np.ones(NUM_USERS, bool)
   trained[3] = False
