@@ -3,7 +3,8 @@
 User tower: the user's id embedding plus what the user rated, pooled: the mean
 of the history embeddings of the user's last `history_window` ratings, the same
 weighted by the centered rating, and the mean of the last `recent_window`
-(docs/design.md, "The model"). In training the id is dropped for a share of the
+(docs/design.md, "The model"), through a linear projection and, optionally, an MLP
+beside it (`user_hidden_units`). In training the id is dropped for a share of the
 examples, so the tower also describes a user it has no trained id for (a light
 user, a user first seen after training, a person at request time) by their
 ratings alone.
