@@ -180,9 +180,6 @@ class HParams:
     return dataclasses.replace(self, **overrides)
 
 
-_TUPLES = ("rating_hidden_units", "user_hidden_units")  # lists in JSON
-
-
 def _field_types(cls) -> dict[str, type]:
   hints = typing.get_type_hints(cls)
   return {
@@ -199,3 +196,7 @@ def _is_a(value, kind: type) -> bool:
   if kind is tuple:
     return isinstance(value, tuple) and all(_is_a(item, int) for item in value)
   return isinstance(value, kind)
+
+
+# The tuple knobs (hidden units), lists in JSON; derived so a new one needs no entry here.
+_TUPLES = tuple(name for name, kind in _field_types(HParams).items() if kind is tuple)

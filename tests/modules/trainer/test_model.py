@@ -130,13 +130,13 @@ def test_an_mlp_on_the_pooled_history_adds_to_its_linear_projection():
   sums = model.history_sums(movies, tf.constant([[5.0, 1, 3], [4.0, 2, 0]]), tf.constant([3, 2]))
   users = tf.constant([1, 2], tf.int64)
   vector, _ = model.user_tower(users, sums)
-  linear = model.user_embedding(model.user_row(users))
-  linear += model.history_projection(model.pooled_history(sums))
+  pooled = model.pooled_history(sums)
+  linear = model.user_embedding(model.user_row(users)) + model.history_projection(pooled)
   nonlinear = (vector - linear).numpy()
-  np.testing.assert_allclose(nonlinear, model.history_mlp(model.pooled_history(sums)), atol=1e-6)
+  np.testing.assert_allclose(nonlinear, model.history_mlp(pooled), atol=1e-6)
   assert np.abs(nonlinear).max() > 0
   # ReLU: the term of the negated sums is not the negated term.
-  negated = model.history_mlp(-model.pooled_history(sums)).numpy()
+  negated = model.history_mlp(-pooled).numpy()
   assert not np.allclose(negated, -nonlinear, atol=1e-4)
 
 
