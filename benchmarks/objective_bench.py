@@ -16,7 +16,8 @@ two knobs:
     Adam moves every row of every table on every step)
   in-batch negatives only (no catalog negatives at all: the floor)
   the default without its L2 on the embedding tables (a table-wide regularizer
-    makes every step's gradient dense over every table)
+    makes every step's gradient dense over every table), with Adam and with
+    LazyAdam (which only then updates just the batch's rows)
   the default with 64 targets per history chunk instead of 16 (a chunk carries
     its targets' history window, so longer chunks embed fewer history rows per
     target)
@@ -56,6 +57,8 @@ def variants(default) -> list[tuple[str, dict]]:
     (sampled, dict(optimizer="lazy_adam")),
     ("in-batch only (no catalog negatives)", dict(retrieval_candidates="in_batch")),
     (sampled, dict(l2=0.0, l2_per_epoch=0.0)),
+    # LazyAdam's sparse update pays only when no table-wide L2 makes the gradient dense.
+    (sampled, dict(optimizer="lazy_adam", l2=0.0, l2_per_epoch=0.0)),
     (sampled, dict(history_chunk=64)),
   ]
 

@@ -17,6 +17,12 @@ def test_the_variants_differ_from_the_default_preset_only_in_their_overrides():
     default.replace(**overrides).l2_per_epoch for _, overrides in objective_bench.variants(default)
   }
   assert table_l2 == {default.l2_per_epoch, 0.0} and default.l2_per_epoch > 0
+  optimizers_without_table_l2 = {
+    default.replace(**overrides).optimizer
+    for _, overrides in objective_bench.variants(default)
+    if default.replace(**overrides).l2_per_epoch == 0.0
+  }
+  assert optimizers_without_table_l2 == {"adam", "lazy_adam"}
   chunks = {
     default.replace(**overrides).history_chunk for _, overrides in objective_bench.variants(default)
   }
@@ -28,7 +34,7 @@ def test_every_objective_is_timed_and_the_table_is_printed(capsys):
   assert objective_bench.main(argv) == 0
   out = capsys.readouterr().out
   table = [line for line in out.splitlines() if line.startswith("| ")][1:]
-  assert len(table) == 7
+  assert len(table) == 8
   for row in table:
     milliseconds = float(row.split(" | ")[5])
     assert milliseconds > 0
