@@ -8,25 +8,15 @@ def test_the_variants_differ_from_the_default_preset_only_in_their_overrides():
   default = config_lib.PRESETS["default"]
   labels = [label for label, _ in objective_bench.variants(default)]
   assert sum("**default**" in label for label in labels) == 1
-  candidates = {
-    default.replace(**overrides).retrieval_candidates
-    for _, overrides in objective_bench.variants(default)
-  }
-  assert candidates == {"all", "sampled", "in_batch"}
-  table_l2 = {
-    default.replace(**overrides).l2_per_epoch for _, overrides in objective_bench.variants(default)
-  }
-  assert table_l2 == {default.l2_per_epoch, 0.0} and default.l2_per_epoch > 0
+  variants = [default.replace(**overrides) for _, overrides in objective_bench.variants(default)]
+  assert {hparams.retrieval_candidates for hparams in variants} == {"all", "sampled", "in_batch"}
+  assert {hparams.l2_per_epoch for hparams in variants} == {default.l2_per_epoch, 0.0}
+  assert default.l2_per_epoch > 0
   optimizers_without_table_l2 = {
-    default.replace(**overrides).optimizer
-    for _, overrides in objective_bench.variants(default)
-    if default.replace(**overrides).l2_per_epoch == 0.0
+    hparams.optimizer for hparams in variants if hparams.l2_per_epoch == 0.0
   }
   assert optimizers_without_table_l2 == {"adam", "lazy_adam"}
-  chunks = {
-    default.replace(**overrides).history_chunk for _, overrides in objective_bench.variants(default)
-  }
-  assert chunks == {default.history_chunk, 64}
+  assert {hparams.history_chunk for hparams in variants} == {default.history_chunk, 64}
 
 
 def test_every_objective_is_timed_and_the_table_is_printed(capsys):
