@@ -58,6 +58,7 @@ PRESETS = {
     l2=0.0,
     l2_per_epoch=0.0,
     bias_l2=0.0,
+    sparse_user_l2=False,
     user_id_dropout=0.0,
     movie_id_dropout=0.0,
     rating_weight=1.0,
@@ -115,6 +116,7 @@ PRESETS = {
     # validation peaks on ML-1M and the Netflix subset (docs/results.md, 2026-12-04).
     l2_per_epoch=0.012,
     bias_l2=0.1,
+    sparse_user_l2=False,
     user_id_dropout=0.2,
     movie_id_dropout=0.0,
     rating_weight=1.0,

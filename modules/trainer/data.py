@@ -137,12 +137,15 @@ def sequence_batches(
 
 
 def training_statistics(ratings: Ratings, num_users: int, num_movies: int) -> dict:
-  """Counts of the training split: ratings per movie, which ids were trained, the mean."""
+  """Counts of the training split: ratings per movie and per user, which ids were trained,
+  the mean."""
   if not len(ratings):
     raise ValueError("The train split is empty: nothing to train on.")
+  user_counts = np.bincount(ratings.user[ratings.user < num_users], minlength=num_users)
   return dict(
     movie_counts=np.bincount(ratings.movie[ratings.movie < num_movies], minlength=num_movies),
-    trained_users=np.bincount(ratings.user[ratings.user < num_users], minlength=num_users) > 0,
+    user_counts=user_counts,
+    trained_users=user_counts > 0,
     trained_movies=np.bincount(ratings.movie[ratings.movie < num_movies], minlength=num_movies) > 0,
     global_mean=float(ratings.rating.mean()),
   )

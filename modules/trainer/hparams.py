@@ -42,6 +42,9 @@ class HParams:
   l2: float
   l2_per_epoch: float
   bias_l2: float  # on the rating biases each batch uses (per example, as SVD does)
+  # The user tables' share of that L2 as a penalty on the rows each batch uses, with the
+  # same strength per epoch: their gradient stays sparse, so LazyAdam can skip the rest.
+  sparse_user_l2: bool
   # Ids dropped (to the out-of-vocabulary row) for this share of the training
   # examples, so the towers also serve users and movies from history and content alone.
   user_id_dropout: float

@@ -166,6 +166,7 @@ class RecommenderModel(tfrs.Model):
     features: MovieFeatures | None = None,
     trained_users=None,
     trained_movies=None,
+    user_counts=None,
   ):
     """`movie_counts` (training ratings per movie index) drive the logQ correction of
     in-batch negatives; `trained_*` (bool per index) say which ids had training
@@ -186,8 +187,16 @@ class RecommenderModel(tfrs.Model):
       tf.bool,
       "trained_movies",
     )
+    user_l2 = 0.0 if hparams.sparse_user_l2 else l2
+    if hparams.sparse_user_l2:
+      # Each training example of a user carries 1/(its ratings) of the row's L2 for an
+      # epoch (user_row_l2), so an epoch regularizes a row as the table-wide L2 does.
+      counts = np.ones(num_users) if user_counts is None else np.asarray(user_counts)
+      weights = np.append(1.0 / np.maximum(counts, 1), 0.0)  # the OOV row: no own ratings
+      self.user_l2_weights = _constant(weights, tf.float32, "user_l2_weights")
+      self.user_l2_per_epoch = l2 * steps_per_epoch
     # +1 row for the out-of-vocabulary id Transform puts at the end.
-    self.user_embedding = _embedding(num_users + 1, dim, l2, name="user_embedding")
+    self.user_embedding = _embedding(num_users + 1, dim, user_l2, name="user_embedding")
     self.movie_embedding = _embedding(num_movies + 1, dim, l2, name="movie_embedding")
     if hparams.history_window:
       self.history_embedding = _embedding(num_movies + 1, dim, l2, name="history_embedding")
@@ -237,7 +246,7 @@ class RecommenderModel(tfrs.Model):
         num_movies + 1, 1, 0.0, "zeros", name="movie_retrieval_bias"
       )
     if hparams.use_bias:
-      self.user_bias = _embedding(num_users + 1, 1, l2, "zeros", name="user_bias")
+      self.user_bias = _embedding(num_users + 1, 1, user_l2, "zeros", name="user_bias")
       self.movie_bias = _embedding(num_movies + 1, 1, l2, "zeros", name="movie_bias")
       self.global_bias = tf.Variable(self.global_mean, name="global_bias")
 
@@ -293,6 +302,20 @@ class RecommenderModel(tfrs.Model):
     return self._known_or_oov(
       user_index, self.trained_users, self.num_users, self.hparams.user_id_dropout, training
     )
+
+  def user_row_l2(self, user_index):
+    """[B]: the L2 penalty of each example's own user rows (sparse_user_l2), scaled so
+    that averaged over the batch and summed over an epoch it is the table-wide L2's."""
+    row = tf.minimum(tf.cast(user_index, tf.int64), self.num_users)
+    squares = tf.reduce_sum(tf.square(self.user_embedding(row)), axis=1)
+    if self.hparams.use_bias:
+      squares += _squeeze(tf.square(self.user_bias(row)))
+    # compute_average_loss divides by the global batch, so each example takes it back.
+    global_batch = tf.cast(tf.size(row), tf.float32) * float(
+      tf.distribute.get_strategy().num_replicas_in_sync
+    )
+    weights = tf.gather(self.user_l2_weights, row)
+    return self.user_l2_per_epoch * global_batch * weights * squares
 
   def movie_row(self, movie_index, training=False):
     return self._known_or_oov(
@@ -528,6 +551,8 @@ class RecommenderModel(tfrs.Model):
         tf.reduce_sum(tf.square(user_vector[:, dim:]), 1)
         + tf.reduce_sum(tf.square(movie_vector[:, dim:]), 1)
       )
+    if self.hparams.sparse_user_l2:
+      per_example += self.user_row_l2(users)
     rating_loss = tf.nn.compute_average_loss(per_example)
     if self.rating_stage:
       return rating_loss
@@ -661,6 +686,7 @@ def build_model(
   features: MovieFeatures | None = None,
   trained_users=None,
   trained_movies=None,
+  user_counts=None,
 ) -> RecommenderModel:
   """Builds and compiles the model with the preset's optimizer. `steps_per_epoch` (the
   training data's) is needed by a per-epoch learning-rate decay."""
@@ -675,6 +701,7 @@ def build_model(
     features,
     trained_users,
     trained_movies,
+    user_counts,
   )
   # XLA fuses each training step into one compiled program (about 1.7x the
   # examples/s on 2 CPU cores); several steps per call cut Python overhead.

@@ -36,6 +36,7 @@ NOT_CARRIED = (
   "optimizer",
   "rating_task",  # its metrics' running totals
   "trained_users",
+  "user_l2_weights",
   "trained_movies",
   "title_tokens",
   "year_bucket",

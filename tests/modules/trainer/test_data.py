@@ -97,7 +97,7 @@ def test_without_time_each_epoch_gives_a_user_a_new_order():
   assert not np.array_equal(order(epochs[:8]), order(epochs[8:]))
 
 
-def test_training_statistics_count_movies_trained_ids_and_the_mean():
+def test_training_statistics_count_movies_users_trained_ids_and_the_mean():
   ratings = interactions.Ratings(
     user=np.array([0, 0, 2, 5]),  # 5: out of vocabulary
     movie=np.array([1, 1, 0, 3]),
@@ -106,6 +106,7 @@ def test_training_statistics_count_movies_trained_ids_and_the_mean():
   )
   statistics = data.training_statistics(ratings, num_users=3, num_movies=3)
   assert statistics["movie_counts"].tolist() == [1, 2, 0]
+  assert statistics["user_counts"].tolist() == [2, 0, 1]
   assert statistics["trained_users"].tolist() == [True, False, True]
   assert statistics["trained_movies"].tolist() == [True, True, False]
   assert statistics["global_mean"] == pytest.approx(3.0)

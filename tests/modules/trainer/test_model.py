@@ -378,3 +378,42 @@ def test_the_rating_stage_trains_the_rating_head_and_leaves_retrieval_as_it_was(
   np.testing.assert_array_equal(queries.numpy(), after_queries.numpy())
   np.testing.assert_array_equal(candidates.numpy(), after_candidates.numpy())
   assert not np.allclose(ratings.numpy(), after_ratings.numpy())
+
+
+def test_sparse_user_l2_regularizes_an_epoch_as_the_table_wide_l2_through_the_batch_rows():
+  hparams = _hparams(l2_per_epoch=0.012, l2=0.0, sparse_user_l2=True, batch_size=128)
+  ratings = _ratings()
+  dataset, steps = _batches(hparams, ratings)
+  counts = np.bincount(ratings.user, minlength=NUM_USERS)
+  model = _model(hparams, steps_per_epoch=steps, user_counts=counts).build_variables()
+  rng = np.random.default_rng(0)
+  model.user_bias.embeddings.assign(rng.normal(size=(NUM_USERS + 1, 1)).astype(np.float32))
+  # No table-wide regularizer on the user tables (the movie side keeps its own).
+  assert not model.user_embedding.losses and not model.user_bias.losses
+  assert model.movie_embedding.losses
+
+  epoch_penalty = 0.0
+  for batch in dataset.take(steps):
+    users = model._targets(batch)[0]
+    epoch_penalty += float(tf.nn.compute_average_loss(model.user_row_l2(users)))
+  rows = np.flatnonzero(counts)
+  squares = (
+    np.square(model.user_embedding.embeddings.numpy()[rows]).sum()
+    + np.square(model.user_bias.embeddings.numpy()[rows]).sum()
+  )
+  assert epoch_penalty == pytest.approx(0.012 * squares, rel=1e-4)
+
+  batch = next(iter(dataset))
+  with tf.GradientTape() as tape:
+    loss = model.compute_loss(batch, training=True)
+  gradient = tape.gradient(loss, model.user_embedding.embeddings)
+  assert isinstance(gradient, tf.IndexedSlices)  # only the batch's rows: LazyAdam skips the rest
+  batch_rows = set(model._targets(batch)[0].numpy().tolist()) | {NUM_USERS}
+  assert set(gradient.indices.numpy().tolist()) <= batch_rows
+
+
+def test_without_sparse_user_l2_the_user_tables_keep_the_table_wide_l2():
+  model = _model(_hparams(l2_per_epoch=0.012, sparse_user_l2=False), steps_per_epoch=10)
+  model.build_variables()
+  assert model.user_embedding.losses and model.user_bias.losses
+  assert not hasattr(model, "user_l2_weights")
