@@ -17,7 +17,8 @@ two knobs:
   in-batch negatives only (no catalog negatives at all: the floor)
   the default without its L2 on the embedding tables (a table-wide regularizer
     makes every step's gradient dense over every table), with Adam and with
-    LazyAdam (which only then updates just the batch's rows)
+    LazyAdam (which only then updates just the batch's rows); and LazyAdam with
+    the user tables' L2 on the rows each batch uses (sparse_user_l2)
   the default with 64 targets per history chunk instead of 16 (a chunk carries
     its targets' history window, so longer chunks embed fewer history rows per
     target)
@@ -35,7 +36,7 @@ from benchmarks import markdown
 HEADER = [
   "retrieval negatives",
   "optimizer",
-  "table L2",
+  "embedding L2",
   "targets per chunk",
   "users",
   "ms per step",
@@ -59,6 +60,8 @@ def variants(default) -> list[tuple[str, dict]]:
     (sampled, dict(l2=0.0, l2_per_epoch=0.0)),
     # LazyAdam's sparse update pays only when no table-wide L2 makes the gradient dense.
     (sampled, dict(optimizer="lazy_adam", l2=0.0, l2_per_epoch=0.0)),
+    # ...or the user tables' L2 put on the rows each batch uses.
+    (sampled, dict(optimizer="lazy_adam", sparse_user_l2=True)),
     (sampled, dict(history_chunk=64)),
   ]
 
@@ -145,7 +148,8 @@ def main(argv=None) -> int:
         [
           label,
           "LazyAdam" if hparams.optimizer == "lazy_adam" else "Adam",
-          f"{hparams.l2_per_epoch} per epoch" if hparams.l2_per_epoch else f"{hparams.l2}",
+          (f"{hparams.l2_per_epoch} per epoch" if hparams.l2_per_epoch else f"{hparams.l2}")
+          + (", users' rows per batch" if hparams.sparse_user_l2 else ""),
           f"{hparams.history_chunk}",
           f"{num_users:,}",
           f"{seconds * 1000:.1f}",

@@ -17,6 +17,10 @@ def test_the_variants_differ_from_the_default_preset_only_in_their_overrides():
   }
   assert optimizers_without_table_l2 == {"adam", "lazy_adam"}
   assert {hparams.history_chunk for hparams in variants} == {default.history_chunk, 64}
+  sparse = [
+    (hparams.optimizer, hparams.l2_per_epoch) for hparams in variants if hparams.sparse_user_l2
+  ]
+  assert sparse == [("lazy_adam", default.l2_per_epoch)]
 
 
 def test_every_objective_is_timed_and_the_table_is_printed(capsys):
@@ -24,7 +28,7 @@ def test_every_objective_is_timed_and_the_table_is_printed(capsys):
   assert objective_bench.main(argv) == 0
   out = capsys.readouterr().out
   table = [line for line in out.splitlines() if line.startswith("| ")][1:]
-  assert len(table) == 8
+  assert len(table) == 9
   for row in table:
     milliseconds = float(row.split(" | ")[5])
     assert milliseconds > 0
