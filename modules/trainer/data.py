@@ -142,10 +142,11 @@ def training_statistics(ratings: Ratings, num_users: int, num_movies: int) -> di
   if not len(ratings):
     raise ValueError("The train split is empty: nothing to train on.")
   user_counts = np.bincount(ratings.user[ratings.user < num_users], minlength=num_users)
+  movie_counts = np.bincount(ratings.movie[ratings.movie < num_movies], minlength=num_movies)
   return dict(
-    movie_counts=np.bincount(ratings.movie[ratings.movie < num_movies], minlength=num_movies),
+    movie_counts=movie_counts,
     user_counts=user_counts,
     trained_users=user_counts > 0,
-    trained_movies=np.bincount(ratings.movie[ratings.movie < num_movies], minlength=num_movies) > 0,
+    trained_movies=movie_counts > 0,
     global_mean=float(ratings.rating.mean()),
   )
