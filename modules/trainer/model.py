@@ -191,8 +191,11 @@ class RecommenderModel(tfrs.Model):
     if hparams.sparse_user_l2:
       # Each training example of a user carries 1/(its ratings) of the row's L2 for an
       # epoch (user_row_l2), so an epoch regularizes a row as the table-wide L2 does.
-      counts = np.ones(num_users) if user_counts is None else np.asarray(user_counts)
-      weights = np.append(1.0 / np.maximum(counts, 1), 0.0)  # the OOV row: no own ratings
+      if user_counts is None:
+        raise ValueError("sparse_user_l2 needs user_counts (data.training_statistics).")
+      weights = np.append(
+        1.0 / np.maximum(np.asarray(user_counts), 1), 0.0
+      )  # the OOV row: no own ratings
       self.user_l2_weights = _constant(weights, tf.float32, "user_l2_weights")
       self.user_l2_per_epoch = l2 * steps_per_epoch
     # +1 row for the out-of-vocabulary id Transform puts at the end.
