@@ -47,6 +47,7 @@ PRESETS = {
     history_chunk=16,  # unused: no history
     query_history_window=0,
     user_hidden_units=(),
+    history_pooling_power=1.0,
     content_features=False,
     rating_hidden_units=(256, 128),
     rating_dropout=0.0,
@@ -103,6 +104,7 @@ PRESETS = {
     # docs/results.md, 2026-12-04 evening).
     query_history_window=4096,
     user_hidden_units=(),
+    history_pooling_power=1.0,
     content_features=True,
     rating_hidden_units=(128,),
     rating_dropout=0.3,

@@ -30,6 +30,9 @@ class HParams:
   # Hidden layers (ReLU) of an MLP on the pooled history, added to its linear projection
   # in the user tower (empty: the projection alone).
   user_hidden_units: tuple[int, ...]
+  # The pooled history is its sum divided by count ** this: 1.0 the mean, 0.5 the sum over
+  # sqrt(count) (FISM, Mult-VAE), whose norm does not shrink as a history grows.
+  history_pooling_power: float
   content_features: bool  # the movie tower reads title tokens and the year
   rating_hidden_units: tuple[int, ...]  # the rating MLP's hidden layers
   rating_dropout: float  # dropout after each hidden layer of the rating MLP
@@ -151,6 +154,8 @@ class HParams:
       problems.append(
         f"rating_stage_learning_rate must be positive, got {self.rating_stage_learning_rate}"
       )
+    if not 0 <= self.history_pooling_power <= 1:
+      problems.append(f"history_pooling_power must be in [0, 1], got {self.history_pooling_power}")
     if self.retrieval_temperature <= 0:
       problems.append(f"retrieval_temperature must be positive, got {self.retrieval_temperature}")
     if problems:

@@ -3,7 +3,8 @@
 User tower: the user's id embedding plus what the user rated, pooled: the mean
 of the history embeddings of the user's last `history_window` ratings, the same
 weighted by the centered rating, and the mean of the last `recent_window`
-(docs/design.md, "The model"), through a linear projection and, optionally, an MLP
+(docs/design.md, "The model"; `history_pooling_power` 0.5 divides the sums by the
+square root of their counts instead), through a linear projection and, optionally, an MLP
 beside it (`user_hidden_units`). In training the id is dropped for a share of the
 examples, so the tower also describes a user it has no trained id for (a light
 user, a user first seen after training, a person at request time) by their
@@ -387,18 +388,19 @@ class RecommenderModel(tfrs.Model):
   # ---------------------------------------------------------------------------
   # The towers and the rating head.
 
-  @staticmethod
-  def pooled_history(sums: HistorySums):
-    """[B, 3d]: the means of the window, of the rating-weighted window and of the recent items."""
+  def pooled_history(self, sums: HistorySums):
+    """[B, 3d]: the window, the rating-weighted window and the recent items, each summed and
+    divided by its count ** history_pooling_power (1: their means)."""
+    power = self.hparams.history_pooling_power
 
-    def mean(total, count):
-      return total / tf.maximum(count, 1.0)[:, tf.newaxis]
+    def pool(total, count):
+      return total / tf.maximum(count, 1.0)[:, tf.newaxis] ** power
 
     return tf.concat(
       [
-        mean(sums.window, sums.count),
-        mean(sums.weighted, sums.count),
-        mean(sums.recent, sums.recent_count),
+        pool(sums.window, sums.count),
+        pool(sums.weighted, sums.count),
+        pool(sums.recent, sums.recent_count),
       ],
       axis=1,
     )

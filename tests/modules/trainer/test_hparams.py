@@ -39,6 +39,7 @@ def test_unknown_and_missing_knobs_are_named():
     ("learning_rate_floor", -0.001, "learning_rate_floor must not be negative"),
     ("learning_rate", 0.0001, r"learning_rate_floor \(.+\) must not exceed learning_rate"),
     ("user_hidden_units", (64, 0), r"user_hidden_units must be at least 1 each, got \(64, 0\)"),
+    ("history_pooling_power", 1.5, r"history_pooling_power must be in \[0, 1\], got 1.5"),
   ],
 )
 def test_a_bad_value_fails_with_its_name(knob, value, message):

@@ -123,6 +123,23 @@ def test_a_query_pools_the_query_window_of_the_history(query_window, pooled):
   np.testing.assert_allclose(sums.window.numpy(), tf.reduce_sum(vectors, 1).numpy(), atol=1e-5)
 
 
+@pytest.mark.parametrize("power", [1.0, 0.5])
+def test_the_pooled_history_divides_each_sum_by_its_count_to_the_pooling_power(power):
+  """1.0: the means; 0.5: a long history's pooled vector does not shrink toward its mean."""
+  model = _model(_hparams(history_window=4, recent_window=2, history_pooling_power=power))
+  model.build_variables()
+  movies = tf.constant([[4, 7, 1, 9], [2, 9, 0, 0]], tf.int64)
+  sums = model.history_sums(movies, tf.constant([[5.0, 1, 3, 4], [4.0, 2, 0, 0]]), [4, 2])
+  pooled = model.pooled_history(sums).numpy()
+  dim = sums.window.shape[1]
+  for part, (total, count) in enumerate(
+    [(sums.window, sums.count), (sums.weighted, sums.count), (sums.recent, sums.recent_count)]
+  ):
+    expected = total.numpy() / count.numpy()[:, np.newaxis] ** power
+    np.testing.assert_allclose(pooled[:, part * dim : (part + 1) * dim], expected, rtol=1e-5)
+  assert sums.count.numpy().tolist() == [4, 2]
+
+
 def test_an_mlp_on_the_pooled_history_adds_to_its_linear_projection():
   model = _model(_hparams(history_window=3, recent_window=2, user_hidden_units=(16,)))
   model.build_variables()
