@@ -30,6 +30,7 @@ KUBEFLOW_BEAM_RUNNER = "dataflow"
 PREPROCESSING_FN = "modules.transform.preprocessing.preprocessing_fn"
 CATALOG_PREPROCESSING_FN = "modules.transform.catalog.catalog_preprocessing_fn"
 RUN_FN = "modules.trainer.run.run_fn"
+TUNER_FN = "modules.tuner.tuner.tuner_fn"
 
 # How the Trainer executes (not what it learns): several steps per call; XLA for the
 # ids-only seed model (1.7x the examples/s), not for the history-reading default
@@ -203,6 +204,9 @@ class PipelineConfig:
   model_name: str = MODEL_NAME
   preset: str = "default"
   hparam_overrides: tuple = ()  # (name, value) pairs applied over the preset
+  # (name, (value, ...)) pairs: a Tuner tries every combination on the validation split and
+  # the Trainer trains with the best (modules/tuner/tuner.py). Empty: no Tuner, the preset.
+  tuning_space: tuple = ()
   schema_file: str = ""  # curated ratings schema; "" = pipeline/schema.py's choice
   movies_schema_file: str = ""  # curated catalog schema; "" = the package's
   # The splits (docs/metrics.md): "user_time" (each user's latest ratings are eval, the
@@ -272,6 +276,11 @@ class PipelineConfig:
     self.hparams  # noqa: B018  (builds and validates the preset with its overrides)
     self.beam_args  # noqa: B018
     self.split  # noqa: B018
+    for name, values in self.tuning_space:
+      if not isinstance(values, (list, tuple)) or not values:
+        raise ValueError(f"Tuning {name!r} needs a list of values to try, got {values!r}.")
+      for value in values:
+        self.hparams.replace(**{name: value})  # fails on an unknown knob or a bad value
     for name, value, choices in (
       ("index_type", self.index_type, contracts.INDEX_TYPES),
       ("distribution_strategy", self.distribution_strategy, contracts.DISTRIBUTION_STRATEGIES),

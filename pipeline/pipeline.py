@@ -13,6 +13,7 @@ from components.data_gate.component import DataGate
 from components.drift_validator.component import DriftValidator, LatestIfAnyStrategy
 from components.ratings_example_gen.component import RatingsExampleGen
 from components.recommender_trainer.component import RecommenderTrainer
+from components.recommender_trainer.tuner import RecommenderTuner
 from components.retrieval_evaluator.component import RetrievalEvaluator
 from components.serving_model_builder.component import ServingModelBuilder
 from nfrec import contracts
@@ -32,6 +33,7 @@ MOVIES_EXAMPLE_VALIDATOR = "MoviesExampleValidator"
 DATA_GATE = "DataGate"
 TRANSFORM = "Transform"
 CATALOG_TRANSFORM = "CatalogTransform"
+TUNER = "Tuner"
 TRAINER = "Trainer"
 SERVING_MODEL_BUILDER = "ServingModelBuilder"
 BASELINE_RESOLVER = "latest_blessed_model_resolver"
@@ -198,18 +200,35 @@ def create_components(config: config_lib.PipelineConfig) -> list:
     ),
   ).with_id(BASELINE_RESOLVER)
 
+  # Fit on train, select on validation: neither the Tuner nor the Trainer reads eval or
+  # new_users. (Steps are set by epochs in the hyperparameters.)
+  training_inputs = {
+    "examples": transform.outputs["transformed_examples"],
+    "transform_graph": transform.outputs["transform_graph"],
+    "catalog": catalog_transform.outputs["transformed_examples"],
+    "catalog_transform_graph": catalog_transform.outputs["transform_graph"],
+    "train_args": tfx.proto.TrainArgs(splits=[contracts.TRAIN]),
+    "eval_args": tfx.proto.EvalArgs(splits=[contracts.VALIDATION]),
+  }
+  # KerasTuner: with a tuning space, a grid over it, each trial scored on validation.
+  tuner = None
+  if config.tuning_space:
+    tuner = RecommenderTuner(
+      tuner_fn=config_lib.TUNER_FN,
+      **training_inputs,
+      custom_config={
+        "hparams": config.hparams.to_dict(),
+        "tuning_space": [[name, list(values)] for name, values in config.tuning_space],
+        "code_version": code_fingerprint(config_lib.TUNER_FN),
+      },
+    ).with_id(TUNER)
+
   trainer = RecommenderTrainer(
     run_fn=config_lib.RUN_FN,
-    examples=transform.outputs["transformed_examples"],
-    transform_graph=transform.outputs["transform_graph"],
-    catalog=catalog_transform.outputs["transformed_examples"],
-    catalog_transform_graph=catalog_transform.outputs["transform_graph"],
-    # Fit on train, select on validation: the Trainer never reads eval or new_users.
-    # (Steps are set by epochs in the hyperparameters.)
+    **training_inputs,
     # Warm start: from the last blessed serving model (its weights, carried by id).
     base_model=baseline_model.outputs["model"] if config.warm_start else None,
-    train_args=tfx.proto.TrainArgs(splits=[contracts.TRAIN]),
-    eval_args=tfx.proto.EvalArgs(splits=[contracts.VALIDATION]),
+    hyperparameters=tuner.outputs["best_hyperparameters"] if tuner else None,
     custom_config={
       "hparams": config.hparams.to_dict(),
       "preset": config.preset,
@@ -283,6 +302,7 @@ def create_components(config: config_lib.PipelineConfig) -> list:
     data_gate,
     transform,
     catalog_transform,
+    *([tuner] if tuner else []),
     trainer,
     builder,
     baseline_model,

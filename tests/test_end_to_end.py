@@ -338,6 +338,25 @@ def test_a_run_killed_during_training_resumes_from_the_cache(tiny_data_dir, tmp_
   assert os.listdir(served) == [os.path.basename(summary["pushed_to"])]
 
 
+def test_a_tuned_run_trains_with_the_choice_of_its_tuner(tiny_data_dir, tmp_path):
+  output = str(tmp_path / "run")
+  result = _nfrec(
+    "run", "--data", tiny_data_dir, "--output", output, *FAST, "--tune", "embedding_dim=[8, 16]"
+  )
+  assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+  with open(os.path.join(output, "run_summary.json")) as f:
+    summary = json.load(f)
+  assert summary["components"]["Tuner"]["state"] == "COMPLETE"
+  trials = summary["tuner"]["trials"]  # best first, scored on validation Recall@10
+  assert sorted(trial["embedding_dim"] for trial in trials) == [8, 16]
+  assert trials[0]["score"] >= trials[1]["score"]
+  chosen = summary["tuner"]["chosen"]["embedding_dim"]
+  assert chosen == trials[0]["embedding_dim"]
+  assert summary["trainer_metrics"]["hparams"]["embedding_dim"] == chosen
+  assert f"tuner (validation split, 2 trials, best score {trials[0]['score']:.4f})" in result.stdout
+  assert summary["pushed"]
+
+
 def _readme_curl_commands() -> list[list[str]]:
   """The argv of each curl command in the README's REST examples, as bash would pass it."""
   import re

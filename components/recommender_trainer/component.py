@@ -32,22 +32,27 @@ class RecommenderTrainerSpec(standard_component_specs.TrainerSpec):
   }
 
 
+def catalog_locations(input_dict) -> dict:
+  """The catalog's files and Transform output, as run_fn and tuner_fn find them in
+  custom_config."""
+  catalog = artifact_utils.get_single_instance(input_dict[CATALOG_KEY])
+  return {
+    contracts.CATALOG_FILES: [
+      io_utils.all_files_pattern(artifact_utils.get_split_uri([catalog], split))
+      for split in artifact_utils.decode_split_names(catalog.split_names)
+    ],
+    contracts.CATALOG_TRANSFORM_OUTPUT: artifact_utils.get_single_uri(
+      input_dict[CATALOG_TRANSFORM_GRAPH_KEY]
+    ),
+  }
+
+
 class Executor(trainer_executor.GenericExecutor):
   """The stock Trainer executor; run_fn also gets the catalog's locations."""
 
   def _GetFnArgs(self, input_dict, output_dict, exec_properties):
     fn_args = super()._GetFnArgs(input_dict, output_dict, exec_properties)
-    catalog = artifact_utils.get_single_instance(input_dict[CATALOG_KEY])
-    fn_args.custom_config = {
-      **(fn_args.custom_config or {}),
-      contracts.CATALOG_FILES: [
-        io_utils.all_files_pattern(artifact_utils.get_split_uri([catalog], split))
-        for split in artifact_utils.decode_split_names(catalog.split_names)
-      ],
-      contracts.CATALOG_TRANSFORM_OUTPUT: artifact_utils.get_single_uri(
-        input_dict[CATALOG_TRANSFORM_GRAPH_KEY]
-      ),
-    }
+    fn_args.custom_config = {**(fn_args.custom_config or {}), **catalog_locations(input_dict)}
     return fn_args
 
 
@@ -66,12 +71,14 @@ class RecommenderTrainer(base_component.BaseComponent):
     eval_args,
     custom_config: dict,
     base_model: types.BaseChannel | None = None,
+    hyperparameters: types.BaseChannel | None = None,
   ):
     super().__init__(
       spec=RecommenderTrainerSpec(
         examples=examples,
         transform_graph=transform_graph,
         base_model=base_model,
+        hyperparameters=hyperparameters,
         train_args=train_args,
         eval_args=eval_args,
         run_fn=run_fn,

@@ -25,6 +25,7 @@ def metrics_report(trained) -> dict:
     "epochs_selected": trained.epochs,
     "epochs_run": len(trained.history.get("loss", [])),
     "refit_on_validation": trained.model.hparams.refit_on_validation,
+    "hparams": trained.model.hparams.to_dict(),  # the preset's, or with the Tuner's choices
     "num_users": trained.model.num_users,
     "num_movies": trained.model.num_movies,
     "seconds": {name: round(value, 1) for name, value in trained.seconds.items()},

@@ -9,6 +9,7 @@ override is made, before any component runs.
 from __future__ import annotations
 
 import dataclasses
+import json
 import typing
 from typing import Any
 
@@ -176,6 +177,16 @@ class HParams:
   def to_dict(self) -> dict[str, Any]:
     return {**dataclasses.asdict(self), **{name: list(getattr(self, name)) for name in _TUPLES}}
 
+  def tuned(self, values: dict[str, Any]) -> HParams:
+    """A copy with the values the Tuner chose (its best_hyperparameters' "values"); a tuple
+    knob arrives as JSON text, as `tuning_choices` gave it to KerasTuner."""
+    return self.replace(
+      **{
+        name: json.loads(value) if name in _TUPLES and isinstance(value, str) else value
+        for name, value in values.items()
+      }
+    )
+
   def replace(self, **overrides) -> HParams:
     """A copy with some knobs changed; an unknown knob is an error that lists the known ones."""
     names = sorted(field.name for field in dataclasses.fields(self))
@@ -186,6 +197,12 @@ class HParams:
       if name in overrides:
         overrides[name] = tuple(overrides[name])
     return dataclasses.replace(self, **overrides)
+
+
+def tuning_choices(name: str, values) -> list:
+  """A knob's values as KerasTuner's Choice holds them: scalars, so a tuple knob's values
+  (hidden units) as JSON text, "[256]"; `HParams.tuned` reads them back."""
+  return [json.dumps(list(value)) if name in _TUPLES else value for value in values]
 
 
 def _field_types(cls) -> dict[str, type]:

@@ -3,7 +3,7 @@
 nfrec prepare --format netflix-kaggle --ratings FILE --movies FILE --output DIR
 nfrec prepare --format netflix-prize --combined FILE [FILE ...] --titles FILE --output DIR
 nfrec prepare --format movielens --input DIR --output DIR
-nfrec run [--data DIR] [--output DIR] [--preset NAME] [--set NAME=VALUE ...]
+nfrec run [--data DIR] [--output DIR] [--preset NAME] [--set NAME=VALUE ...] [--tune NAME=[V,...]]
 nfrec bench pipeline|trainer|serving|quality|batch|rest|multiworker|objective|stopping [--help]
 nfrec recommend --user ID [-k 10] [--model DIR]
 nfrec rate --user ID --movie ID_OR_TITLE [--model DIR]
@@ -42,6 +42,21 @@ def _parse_override(text: str):
     return name, value
 
 
+def _parse_tuning(text: str):
+  name, values = _parse_override(text)
+  if not isinstance(values, list) or not values:
+    raise argparse.ArgumentTypeError(
+      f"--tune expects NAME=[VALUE, ...] (a JSON list), got {text!r}"
+    )
+  return name, tuple(values)
+
+
+TUNE_HELP = (
+  "let a Tuner choose this hyperparameter among these values on the validation split, "
+  "e.g. --tune 'embedding_dim=[128, 256]' (repeat: every combination is tried)"
+)
+
+
 def _rating_stage_text(stage: dict | None) -> str:
   if not stage:
     return ""
@@ -63,6 +78,13 @@ def _print_summary(summary: dict) -> None:
   )
   found = {split: items for split, items in summary.get("anomalies", {}).items() if items}
   print(f"anomalies: {found if found else 'none'}")
+  tuner = summary.get("tuner")
+  if tuner:
+    best = tuner["trials"][0]
+    print(
+      f"tuner (validation split, {len(tuner['trials'])} trials, best score {best['score']:.4f}): "
+      + ", ".join(f"{name}={value}" for name, value in tuner["chosen"].items())
+    )
   trainer = summary.get("trainer_metrics", {})
   if trainer:
     print(
@@ -166,6 +188,7 @@ def cmd_run(args) -> int:
     output_dir=os.path.abspath(args.output),
     preset=args.preset,
     hparam_overrides=tuple(args.set or ()),
+    tuning_space=tuple(args.tune or ()),
     index_type=args.index,
     beam_runner=args.beam_runner,
     retrieval_min_ratio_to_popular=args.min_ratio_to_popular,
@@ -294,6 +317,7 @@ def cmd_compile_kubeflow(args) -> int:
     output_dir=args.pipeline_output,
     preset=args.preset,
     hparam_overrides=tuple(args.set or ()),
+    tuning_space=tuple(args.tune or ()),
     beam_runner=args.beam_runner,
     beam_extra_args=tuple(args.beam_arg or ()),
     index_type=args.index,
@@ -416,6 +440,9 @@ def build_parser() -> argparse.ArgumentParser:
     help="override a hyperparameter of the preset (JSON value)",
   )
   run.add_argument(
+    "--tune", action="append", type=_parse_tuning, metavar="NAME=[VALUES]", help=TUNE_HELP
+  )
+  run.add_argument(
     "--index",
     default=DEFAULTS.index_type,
     choices=contracts.INDEX_TYPES,
@@ -528,6 +555,9 @@ def build_parser() -> argparse.ArgumentParser:
   kfp.add_argument("--image", default=config_lib.KUBEFLOW_IMAGE, help="pipeline image (Dockerfile)")
   kfp.add_argument("--preset", default=DEFAULTS.preset, choices=sorted(config_lib.PRESETS))
   kfp.add_argument("--set", action="append", type=_parse_override, metavar="NAME=VALUE")
+  kfp.add_argument(
+    "--tune", action="append", type=_parse_tuning, metavar="NAME=[VALUES]", help=TUNE_HELP
+  )
   kfp.add_argument(
     "--beam-runner",
     default=config_lib.KUBEFLOW_BEAM_RUNNER,

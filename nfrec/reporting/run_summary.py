@@ -15,6 +15,7 @@ import tensorflow_model_analysis as tfma
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 from tensorflow_metadata.proto.v0 import statistics_pb2
+from tfx.utils import io_utils
 
 from components.data_gate import gate
 from nfrec import contracts
@@ -192,6 +193,13 @@ def summarize(config: config_lib.PipelineConfig, store, since_ms: int = 0) -> di
   if movies_validation:
     summary["movies_anomalies"] = anomalies(movies_validation)
 
+  best_hyperparameters = output(pipeline_lib.TUNER, "best_hyperparameters")
+  if best_hyperparameters:
+    tuner_results = output(pipeline_lib.TUNER, "tuner_results")
+    summary["tuner"] = {
+      "chosen": _read_json(io_utils.get_only_uri_in_dir(best_hyperparameters.uri))["values"],
+      "trials": _read_json(io_utils.get_only_uri_in_dir(tuner_results.uri)),  # best first
+    }
   model_run = output(pipeline_lib.TRAINER, "model_run")
   trainer_metrics_path = model_run and os.path.join(model_run.uri, contracts.TRAINER_METRICS_FILE)
   if trainer_metrics_path and tf.io.gfile.exists(trainer_metrics_path):

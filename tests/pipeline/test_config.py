@@ -27,6 +27,9 @@ def test_overrides_apply_over_the_preset_and_leave_the_preset_alone():
     (dict(index_type="annoy"), "Unknown index_type 'annoy'"),
     (dict(distribution_strategy="tpu"), "Unknown distribution_strategy 'tpu'"),
     (dict(retrieval_gate_metric="recall_at_7"), "Unknown retrieval_gate_metric"),
+    (dict(tuning_space=(("embeding_dim", (64, 128)),)), "Unknown hyperparameter 'embeding_dim'"),
+    (dict(tuning_space=(("history_pooling_power", (0.5, 2.0)),)), "history_pooling_power"),
+    (dict(tuning_space=(("embedding_dim", ()),)), "Tuning 'embedding_dim' needs a list"),
   ],
 )
 def test_validate_names_the_bad_setting(settings, message):

@@ -130,3 +130,21 @@ def test_local_and_kubeflow_runners_build_the_same_components():
 
   assert shape(local) == shape(cluster)
   assert {component_id for component_id, _ in shape(local)} >= COMPONENTS
+
+
+def test_a_tuning_space_compiles_to_a_tuner_task_the_trainer_waits_for(tmp_path):
+  config = config_lib.PipelineConfig(
+    data_dir="gs://b/data",
+    output_dir="gs://b/out",
+    beam_runner="dataflow",
+    beam_extra_args=tuple(BEAM_ARGS),
+    tuning_space=(("embedding_dim", (128, 256)),),
+  )
+  output = str(tmp_path / "pipeline.json")
+  kubeflow_runner.compile_pipeline(config, IMAGE, output)
+  with open(output) as f:
+    job = json_format.Parse(f.read(), pipeline_spec_pb2.PipelineJob(), ignore_unknown_fields=True)
+  tasks = job.pipeline_spec["root"]["dag"]["tasks"]
+  assert set(tasks["Tuner"]["dependentTasks"]) == {"Transform", "CatalogTransform"}
+  assert set(tasks["Trainer"]["dependentTasks"]) == {"Transform", "CatalogTransform", "Tuner"}
+  assert config_lib.TUNER_FN in json_format.MessageToJson(job)

@@ -110,7 +110,35 @@ def test_run_fn_reads_what_it_is_given_and_nothing_else(tmp_path, monkeypatch):
   assert read == [fn_args.train_files, fn_args.eval_files]
   assert fitted["num_users"] == 3 and fitted["num_movies"] == 2
   assert fitted["warm_from"] is None  # warm start is off unless configured
+  assert fitted["hparams"] == config_lib.PRESETS["default"]  # no Tuner ran
   every_read = [p for patterns in read for p in patterns]
   assert not any(
     f"Split-{s}" in p for s in (contracts.EVAL, contracts.NEW_USERS) for p in every_read
   )
+
+
+def test_run_fn_trains_with_the_tuners_choice_over_the_preset(tmp_path, monkeypatch):
+  fn_args = _fn_args(tmp_path)
+  fn_args.hyperparameters = {
+    "space": [],
+    "values": {"embedding_dim": 256, "user_hidden_units": "[256]"},
+  }
+  fitted = {}
+
+  def fit(**kwargs):
+    fitted.update(kwargs)
+    raise StopIteration
+
+  monkeypatch.setattr(run_lib, "read_training_data", lambda _: _Inputs())
+  monkeypatch.setattr(train_lib, "fit", fit)
+  try:
+    run_lib.run_fn(fn_args)
+  except StopIteration:
+    pass
+  chosen = config_lib.PRESETS["default"].replace(embedding_dim=256, user_hidden_units=(256,))
+  assert fitted["hparams"] == chosen
+
+
+class _Inputs:
+  train = validation = features = tf_transform_output = None
+  user_vocabulary, movie_vocabulary = ["7"], ["1"]

@@ -64,3 +64,15 @@ def test_every_preset_sets_every_knob_and_every_optimizer_is_built():
   for preset in config_lib.PRESETS.values():
     assert set(preset.to_dict()) == fields
   assert set(optimizers.OPTIMIZERS) == set(hparams_lib.OPTIMIZERS)
+
+
+def test_the_tuners_choices_come_back_as_the_knobs_types():
+  # KerasTuner's Choice holds scalars: a tuple knob travels as JSON text.
+  choices = hparams_lib.tuning_choices("user_hidden_units", [(), (256,)])
+  assert choices == ["[]", "[256]"]
+  assert hparams_lib.tuning_choices("embedding_dim", [128, 256]) == [128, 256]
+  tuned = DEFAULT.tuned({"user_hidden_units": choices[1], "embedding_dim": 256})
+  assert tuned.user_hidden_units == (256,) and tuned.embedding_dim == 256
+  assert tuned.replace(user_hidden_units=(), embedding_dim=128) == DEFAULT
+  with pytest.raises(ValueError, match="history_pooling_power must be in"):
+    DEFAULT.tuned({"history_pooling_power": 2.0})
