@@ -1,6 +1,7 @@
 """Model quality on real data: our presets and the classic peers, side by side.
 
   nfrec bench quality [--datasets ml-100k ml-1m netflix-subset] [--presets seed default]
+                      [--tune NAME=[VALUE, ...] ...]
 
 Prepares each dataset from ../shared/data with `nfrec prepare`, runs the whole
 pipeline on it once per preset (`nfrec run`, a child process, one output folder
@@ -10,7 +11,9 @@ run's split artifacts, in its served model's index space and with the same
 scoring code (benchmarks/peers.py): most popular and the bias baseline (from
 the run itself), EASE, implicit ALS and Surprise SVD, each tuned on validation
 only, and the new-user protocol with EASE fold-in. One table per dataset,
-written to docs/results.md. Needs the `bench` extra (implicit, scikit-surprise).
+written to docs/results.md. With --tune, each preset also runs with a Tuner over
+those values (`nfrec run --tune`, validation only), as one more row. Needs the
+`bench` extra (implicit, scikit-surprise).
 """
 
 from __future__ import annotations
@@ -79,8 +82,9 @@ def prepare(work_dir: str, dataset: str, shared: str) -> str:
   return data_dir
 
 
-def run(work_dir: str, dataset: str, preset: str, force: bool, shared: str) -> dict:
-  output_dir = os.path.join(work_dir, f"run-{dataset}-{preset}")
+def run(work_dir: str, dataset: str, preset: str, force: bool, shared: str, tune=()) -> dict:
+  """The run summary of `nfrec run` with the preset (and a Tuner over `tune`, if any)."""
+  output_dir = os.path.join(work_dir, f"run-{dataset}-{preset}" + ("-tuned" if tune else ""))
   summary_path = os.path.join(output_dir, "run_summary.json")
   if force or not os.path.exists(summary_path):
     start = time.time()
@@ -92,6 +96,7 @@ def run(work_dir: str, dataset: str, preset: str, force: bool, shared: str) -> d
       output_dir,
       "--preset",
       preset,
+      *[arg for values in tune for arg in ("--tune", values)],
     )
     if result.returncode not in (0, 1):  # 1: ran, not blessed; its metrics still count
       raise RuntimeError(f"nfrec run {dataset} {preset} failed: {result.stderr[-2000:]}")
@@ -152,7 +157,7 @@ def peer_rows(dataset: str, summary: dict) -> list[tuple]:
   return rows
 
 
-def model_row(preset: str, summary: dict) -> tuple:
+def model_row(label: str, summary: dict) -> tuple:
   retrieval = summary["retrieval_evaluation"]
   values = dict(retrieval["model"])
   values[contracts.RMSE] = summary["evaluator_metrics"][contracts.TFMA_RMSE]  # TFMA's
@@ -168,7 +173,10 @@ def model_row(preset: str, summary: dict) -> tuple:
     + ("blessed" if summary["blessed"] else "not blessed")
     + f"; run {summary['wall_time_s']:.0f} s"
   )
-  return (f"**{preset} preset**", values, retrieval["new_users"].get("model"), note)
+  if summary.get("tuner"):
+    chosen = ", ".join(f"{name}={value}" for name, value in summary["tuner"]["chosen"].items())
+    note = f"Tuner chose {chosen} ({len(summary['tuner']['trials'])} trials); " + note
+  return (f"**{label}**", values, retrieval["new_users"].get("model"), note)
 
 
 def _cell(values, key) -> str:
@@ -203,6 +211,13 @@ def main(argv=None) -> int:
   parser.add_argument(
     "--presets", nargs="+", default=["seed", "default"], choices=sorted(config_lib.PRESETS)
   )
+  parser.add_argument(
+    "--tune",
+    action="append",
+    default=[],
+    metavar="NAME=[VALUES]",
+    help="also run each preset with a Tuner over these values (nfrec run --tune)",
+  )
   parser.add_argument("--shared-data", default=SHARED, help="the shared rating data folder")
   parser.add_argument("--work-dir", default="/tmp/nfrec-quality")
   parser.add_argument("--force", action="store_true", help="rerun even where results exist")
@@ -214,15 +229,20 @@ def main(argv=None) -> int:
   os.makedirs(args.work_dir, exist_ok=True)
   sections = []
   for dataset in args.datasets:
-    summaries = {
-      preset: run(args.work_dir, dataset, preset, args.force, args.shared_data)
-      for preset in args.presets
-    }
+    summaries = {}
+    for preset in args.presets:
+      summaries[f"{preset} preset"] = run(
+        args.work_dir, dataset, preset, args.force, args.shared_data
+      )
+      if args.tune:
+        summaries[f"{preset} preset, tuned on validation"] = run(
+          args.work_dir, dataset, preset, args.force, args.shared_data, tune=args.tune
+        )
     # Every preset's run splits the same data with the same seed: the same splits.
     counts = {preset: s["data"]["ratings"] for preset, s in summaries.items()}
     assert len({json.dumps(c, sort_keys=True) for c in counts.values()}) == 1, counts
     first = next(iter(summaries.values()))
-    rows = [model_row(preset, summary) for preset, summary in summaries.items()]
+    rows = [model_row(label, summary) for label, summary in summaries.items()]
     rows += peer_rows(dataset, first)
     data = first["data"]
     new_users = first["retrieval_evaluation"]["new_users"].get("users", 0)
