@@ -38,6 +38,16 @@ class TrainingData:
   features: MovieFeatures
   tf_transform_output: tft.TFTransformOutput
 
+  def fit_inputs(self) -> dict:
+    """train.fit's data arguments."""
+    return dict(
+      train=self.train,
+      validation=self.validation,
+      num_users=len(self.user_vocabulary),
+      num_movies=len(self.movie_vocabulary),
+      features=self.features,
+    )
+
 
 def read_training_data(fn_args) -> TrainingData:
   """The splits fn_args names (train_files: train; eval_files: validation), the Transform's
@@ -85,12 +95,8 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
       inputs.movie_vocabulary,
     )
   trained = train.fit(
-    train=inputs.train,
-    validation=inputs.validation,
-    num_users=len(inputs.user_vocabulary),
-    num_movies=len(inputs.movie_vocabulary),
+    **inputs.fit_inputs(),
     hparams=hparams,
-    features=inputs.features,
     strategy=strategy,
     log_dir=fn_args.model_run_dir,
     warm_from=warm_from,

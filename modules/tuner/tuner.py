@@ -69,14 +69,7 @@ def tuner_fn(fn_args: tfx.components.FnArgs) -> tfx.components.TunerFnResult:
 
   def fit_trial(values: dict) -> dict:
     hparams = preset.tuned(values)
-    trained = train.fit(
-      train=inputs.train,
-      validation=inputs.validation,
-      num_users=len(inputs.user_vocabulary),
-      num_movies=len(inputs.movie_vocabulary),
-      hparams=hparams,
-      features=inputs.features,
-    )
+    trained = train.fit(**inputs.fit_inputs(), hparams=hparams)
     scores = {
       f"val_{name}": value for name, value in trained.metrics.items() if isinstance(value, float)
     }

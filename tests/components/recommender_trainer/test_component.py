@@ -24,16 +24,9 @@ def _artifact(kind, uri, splits=None):
   return artifact
 
 
-def _fn_args(tmp_path):
-  """The FnArgs the Trainer's executor gives run_fn, with the pipeline's own Trainer."""
-  (trainer,) = [
-    component
-    for component in pipeline_lib.create_components(
-      config_lib.PipelineConfig(data_dir=str(tmp_path / "data"), output_dir=str(tmp_path))
-    )
-    if component.id == pipeline_lib.TRAINER
-  ]
-  inputs = {
+def training_inputs(tmp_path):
+  """The input artifacts of the Trainer and the Tuner: the four splits, the catalog, graphs."""
+  return {
     standard_component_specs.EXAMPLES_KEY: [
       _artifact(standard_artifacts.Examples, str(tmp_path / "examples"), contracts.SPLITS)
     ],
@@ -47,6 +40,18 @@ def _fn_args(tmp_path):
       _artifact(standard_artifacts.TransformGraph, str(tmp_path / "catalog_graph"))
     ],
   }
+
+
+def _fn_args(tmp_path):
+  """The FnArgs the Trainer's executor gives run_fn, with the pipeline's own Trainer."""
+  (trainer,) = [
+    component
+    for component in pipeline_lib.create_components(
+      config_lib.PipelineConfig(data_dir=str(tmp_path / "data"), output_dir=str(tmp_path))
+    )
+    if component.id == pipeline_lib.TRAINER
+  ]
+  inputs = training_inputs(tmp_path)
   outputs = {
     standard_component_specs.MODEL_KEY: [
       _artifact(standard_artifacts.Model, str(tmp_path / "model"))
@@ -129,7 +134,8 @@ def test_run_fn_trains_with_the_tuners_choice_over_the_preset(tmp_path, monkeypa
     fitted.update(kwargs)
     raise StopIteration
 
-  monkeypatch.setattr(run_lib, "read_training_data", lambda _: _Inputs())
+  inputs = run_lib.TrainingData(None, None, ["7"], ["1"], None, None)
+  monkeypatch.setattr(run_lib, "read_training_data", lambda _: inputs)
   monkeypatch.setattr(train_lib, "fit", fit)
   try:
     run_lib.run_fn(fn_args)
@@ -137,8 +143,3 @@ def test_run_fn_trains_with_the_tuners_choice_over_the_preset(tmp_path, monkeypa
     pass
   chosen = config_lib.PRESETS["default"].replace(embedding_dim=256, user_hidden_units=(256,))
   assert fitted["hparams"] == chosen
-
-
-class _Inputs:
-  train = validation = features = tf_transform_output = None
-  user_vocabulary, movie_vocabulary = ["7"], ["1"]

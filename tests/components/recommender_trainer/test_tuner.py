@@ -6,14 +6,12 @@ import os
 import pytest
 from tfx.components.tuner import executor as stock_tuner_executor
 from tfx.dsl.components.base import base_executor
-from tfx.types import standard_artifacts, standard_component_specs
 
-from components.recommender_trainer import component as trainer_component
 from components.recommender_trainer import tuner as tuner_component
 from nfrec import contracts
 from pipeline import config as config_lib
 from pipeline import pipeline as pipeline_lib
-from tests.components.recommender_trainer.test_component import _artifact
+from tests.components.recommender_trainer.test_component import training_inputs
 
 SPACE = (("embedding_dim", (128, 256)), ("user_hidden_units", ((), (256,))))
 
@@ -41,20 +39,7 @@ def test_the_tuners_choice_is_the_trainers_hyperparameters_input(tmp_path):
 
 def test_the_tuner_is_given_train_and_validation_only(tmp_path, monkeypatch):
   tuner = _components(tmp_path, SPACE)[pipeline_lib.TUNER]
-  inputs = {
-    standard_component_specs.EXAMPLES_KEY: [
-      _artifact(standard_artifacts.Examples, str(tmp_path / "examples"), contracts.SPLITS)
-    ],
-    standard_component_specs.TRANSFORM_GRAPH_KEY: [
-      _artifact(standard_artifacts.TransformGraph, str(tmp_path / "graph"))
-    ],
-    trainer_component.CATALOG_KEY: [
-      _artifact(standard_artifacts.Examples, str(tmp_path / "catalog"), ["catalog"])
-    ],
-    trainer_component.CATALOG_TRANSFORM_GRAPH_KEY: [
-      _artifact(standard_artifacts.TransformGraph, str(tmp_path / "catalog_graph"))
-    ],
-  }
+  inputs = training_inputs(tmp_path)
   given = []
 
   def tuner_fn(fn_args):
