@@ -17,6 +17,7 @@ from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
 from modules import interactions
+from modules.cold_movies import candidate_rows, cold_retrieval_bias
 from modules.serving import serving_model, warmup
 from modules.transform import examples
 from nfrec import contracts
@@ -48,37 +49,6 @@ def user_vectors(core, histories: interactions.Histories, num_users: int) -> dic
     else np.zeros((0,) if dim(name) == 0 else (0, 1), np.float32)
     for name, values in parts.items()
   }
-
-
-def candidate_rows(movie_vocabulary: list[str], catalog: examples.Catalog) -> tuple[list, list]:
-  """(movie ids of the candidates, their catalog rows or -1): the vocabulary's movies
-  first (candidate row = vocabulary index), then catalog movies without ratings."""
-  in_vocabulary = set(movie_vocabulary)
-  cold = [movie_id for movie_id in catalog.movie_ids.tolist() if movie_id not in in_vocabulary]
-  ids = list(movie_vocabulary) + cold
-  return ids, catalog.rows_of(ids).tolist()
-
-
-COLD_PSEUDO_COUNT = 0.5  # ratings a movie nobody has rated yet is credited with
-
-
-def cold_retrieval_bias(biases: np.ndarray, counts: np.ndarray) -> float:
-  """The retrieval bias of a movie nobody has rated yet.
-
-  The learned retrieval bias is the popularity term of the score; across known
-  movies it grows about linearly with log(ratings). A movie with no rating is
-  given the value that line extrapolates to COLD_PSEUDO_COUNT ratings, and never
-  more than the least popular known movie's: its title and year must earn its
-  place, as the untrained OOV row's bias would not make it.
-  """
-  rated = counts > 0
-  floor = float(biases[rated].min()) if rated.any() else float(biases.min())
-  if rated.sum() < 2 or np.ptp(np.log(counts[rated])) == 0:
-    return floor
-  slope, intercept = np.polyfit(np.log(counts[rated]), biases[rated], 1)
-  if slope <= 0:
-    return floor
-  return min(floor, float(intercept + slope * np.log(COLD_PSEUDO_COUNT)))
 
 
 def movie_vectors(

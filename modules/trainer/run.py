@@ -19,7 +19,7 @@ import absl.logging
 import tensorflow_transform as tft
 from tfx import v1 as tfx
 
-from modules import interactions
+from modules import cold_movies, interactions
 from modules.trainer import data, export, train, warm_start
 from modules.trainer.hparams import HParams
 from modules.trainer.model import MovieFeatures
@@ -36,6 +36,7 @@ class TrainingData:
   user_vocabulary: list[str]
   movie_vocabulary: list[str]
   features: MovieFeatures
+  cold: cold_movies.ColdMovies  # catalog movies without a rating: validation ranks them too
   tf_transform_output: tft.TFTransformOutput
 
   def fit_inputs(self) -> dict:
@@ -46,6 +47,7 @@ class TrainingData:
       num_users=len(self.user_vocabulary),
       num_movies=len(self.movie_vocabulary),
       features=self.features,
+      cold=self.cold,
     )
 
 
@@ -72,6 +74,7 @@ def read_training_data(fn_args) -> TrainingData:
     user_vocabulary=user_vocabulary,
     movie_vocabulary=movie_vocabulary,
     features=MovieFeatures.for_vocabulary(catalog, movie_vocabulary),
+    cold=cold_movies.ColdMovies.of_catalog(catalog, movie_vocabulary),
     tf_transform_output=tf_transform_output,
   )
 

@@ -24,7 +24,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from modules import interactions
+from modules import cold_movies, interactions
 from modules.evaluation import metrics as metrics_lib
 from modules.trainer import data, progress
 from modules.trainer import model as model_lib
@@ -82,7 +82,9 @@ class Validation:
 
   RMSE/MAE of the rating head on every pair whose user and movie the model knows,
   and the retrieval metrics of metrics.retrieval_metrics (filtered: the history's
-  movies excluded) on up to `max_users` users.
+  movies excluded) on up to `max_users` users. The ranked candidates are those the
+  served index holds: the vocabulary's movies, then the `cold` catalog movies (no
+  training rating), embedded and biased as the ServingModelBuilder does.
   """
 
   def __init__(
@@ -93,10 +95,13 @@ class Validation:
     num_movies: int,
     seed: int,
     max_users: int = MAX_VALIDATION_USERS,
+    cold: cold_movies.ColdMovies | None = None,
   ):
     if not len(split):
       raise ValueError("The validation split is empty: nothing to select the model on.")
     self.num_users, self.num_movies = num_users, num_movies
+    self.cold = cold if cold is not None and len(cold) else None
+    self.movie_counts = np.bincount(history.movie[history.movie < num_movies], minlength=num_movies)
     self.histories = interactions.Histories(history, num_users)
     known = (split.user < num_users) & (split.movie < num_movies)
     self.pairs = interactions.Ratings(*(column[known] for column in split.columns()))
@@ -127,14 +132,30 @@ class Validation:
     _, vectors, biases = user_queries(model, self.histories, users)
     return self._errors(model, users, vectors, biases)
 
+  def candidates(self, model: model_lib.RecommenderModel) -> np.ndarray:
+    """Retrieval vectors [M + C, D]: the vocabulary's movies, then the cold ones (the
+    OOV id row and their title and year; the popularity term of half a rating)."""
+    candidates = model.candidates().numpy()
+    if self.cold is None:
+      return candidates
+    vector, _, retrieval_bias = model.movie_tower(
+      tf.fill([len(self.cold)], tf.constant(self.num_movies, tf.int64)),
+      tf.constant(self.cold.title_tokens),
+      tf.constant(self.cold.year_bucket),
+    )
+    cold = model.candidate(vector, retrieval_bias).numpy()
+    if model.hparams.retrieval_bias and self.num_movies:
+      cold[:, -1] = cold_movies.cold_retrieval_bias(candidates[:, -1], self.movie_counts)
+    return np.concatenate([candidates, cold])
+
   def __call__(self, model: model_lib.RecommenderModel) -> dict:
     users = np.unique(np.concatenate([self.pairs.user, self.ranked.user]))
     queries, vectors, biases = user_queries(model, self.histories, users)
     errors = self._errors(model, users, vectors, biases)
-    candidates = model.candidates().numpy()
+    candidates = self.candidates(model)
     ranker = metrics_lib.Ranker(
       num_users=self.num_users,
-      num_movies=self.num_movies,
+      num_movies=len(candidates),
       rated_row_splits=self.exclusions[0],
       rated_movies=self.exclusions[1],
       scores=lambda user_index: queries[np.searchsorted(users, user_index)] @ candidates.T,
@@ -305,10 +326,12 @@ def fit(
   log_dir: str | None = None,
   callbacks=(),
   warm_from=None,
+  cold: cold_movies.ColdMovies | None = None,
 ) -> Trained:
   """Fits on train, selects on validation, and (refit_on_validation) refits on both;
-  `warm_from` (warm_start.WarmStart) starts both fits from the last blessed model."""
-  validation_metrics = Validation(train, validation, num_users, num_movies, hparams.seed)
+  `warm_from` (warm_start.WarmStart) starts both fits from the last blessed model;
+  validation ranks the `cold` catalog movies too, as the served index will."""
+  validation_metrics = Validation(train, validation, num_users, num_movies, hparams.seed, cold=cold)
   dataset, steps = _batches(train, num_users, num_movies, hparams)
   strategy = strategy or tf.distribute.get_strategy()
   with strategy.scope():

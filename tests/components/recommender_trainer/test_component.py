@@ -106,6 +106,7 @@ def test_run_fn_reads_what_it_is_given_and_nothing_else(tmp_path, monkeypatch):
   monkeypatch.setattr(run_lib.tft, "TFTransformOutput", _Transformed)
   monkeypatch.setattr(run_lib.examples, "read_catalog", lambda *_: None)
   monkeypatch.setattr(run_lib.MovieFeatures, "for_vocabulary", lambda *_: None)
+  monkeypatch.setattr(run_lib.cold_movies.ColdMovies, "of_catalog", lambda *_: None)
   monkeypatch.setattr(run_lib.data, "read_split", read_split)
   monkeypatch.setattr(train_lib, "fit", fit)
   try:
@@ -134,7 +135,7 @@ def test_run_fn_trains_with_the_tuners_choice_over_the_preset(tmp_path, monkeypa
     fitted.update(kwargs)
     raise StopIteration
 
-  inputs = run_lib.TrainingData(None, None, ["7"], ["1"], None, None)
+  inputs = run_lib.TrainingData(None, None, ["7"], ["1"], None, None, None)
   monkeypatch.setattr(run_lib, "read_training_data", lambda _: inputs)
   monkeypatch.setattr(train_lib, "fit", fit)
   try:

@@ -34,15 +34,6 @@ def test_the_index_holds_every_catalog_movie_and_every_users_history(core):
   assert [rated[splits[u] : splits[u + 1]].tolist() for u in range(3)] == [[0, 1], [0], []]
 
 
-def test_a_cold_movie_is_credited_with_half_a_rating_on_the_popularity_line():
-  counts = np.array([1, 10, 100, 0])
-  biases = np.log(counts.clip(1)).astype(np.float32) * 0.5 + 1.0  # bias = 1 + 0.5 log(n)
-  cold = builder.cold_retrieval_bias(biases, counts)
-  assert cold == pytest.approx(1.0 + 0.5 * np.log(0.5), abs=1e-5)
-  # No usable relation (popularity does not raise the bias): the least popular's.
-  assert builder.cold_retrieval_bias(np.array([2.0, 1.0, 0.5]), np.array([1, 10, 100])) == 0.5
-
-
 @pytest.mark.parametrize("query_window, pooled", [(0, 2), (4, 4)])
 def test_the_exported_user_tower_pools_the_query_window(tmp_path, query_window, pooled):
   """The builder pads every user's history to the core model's window, and a request's

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from modules import interactions
+from modules import cold_movies, interactions
 from modules.trainer import model as model_lib
 from modules.trainer import progress
 from modules.trainer import train as trainer_lib
@@ -54,6 +54,43 @@ def test_validation_ranks_every_movie_excludes_the_history_and_rates_known_pairs
   errors = model.rate(user_vector, user_bias, movie_vector, movie_bias).numpy() - [5.0, 4.0]
   assert metrics[contracts.RMSE] == pytest.approx(float(np.sqrt(np.mean(errors**2))), rel=1e-5)
   assert metrics[contracts.MAE] == pytest.approx(float(np.mean(np.abs(errors))), rel=1e-5)
+
+
+def test_validation_ranks_the_cold_catalog_movies_as_the_served_index_does():
+  """A catalog movie without ratings is a candidate at serving (the OOV row, its title
+  and year): validation ranks it too, so it can push a rated movie out of the top 10."""
+  hparams = _hparams(
+    embedding_dim=2,
+    history_window=0,
+    content_features=False,
+    retrieval_bias=False,
+    use_bias=False,
+    rating_factors=0,
+  )
+  model = model_lib.build_model(2, 11, hparams).build_variables()
+  model.user_embedding.embeddings.assign([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]])
+  # Movie i scores 11 - i for user 0; the OOV row (the cold movie's) scores 20.
+  model.movie_embedding.embeddings.assign([[11.0 - i, 0.0] for i in range(11)] + [[20.0, 0.0]])
+  history = _ratings([0, 1], [0, 1], [5.0, 5.0])  # movie 0 is excluded for user 0
+  validation = _ratings([0], [10], [5.0])  # the 10th of the 10 unrated vocabulary movies
+  cold = cold_movies.ColdMovies(np.zeros((1, 1), np.int64), np.zeros(1, np.int64))
+  rated_only = trainer_lib.Validation(history, validation, 2, 11, seed=0)
+  with_cold = trainer_lib.Validation(history, validation, 2, 11, seed=0, cold=cold)
+  assert rated_only(model)[contracts.recall_at(10)] == pytest.approx(1.0)
+  assert with_cold(model)[contracts.recall_at(10)] == pytest.approx(0.0)
+  assert with_cold.candidates(model).tolist()[-1] == [20.0, 0.0]
+
+
+def test_a_cold_movie_in_validation_has_the_popularity_term_of_half_a_rating():
+  hparams = _hparams(embedding_dim=2, history_window=0, content_features=False, rating_factors=0)
+  model = model_lib.build_model(2, 3, hparams).build_variables()
+  model.movie_retrieval_bias.embeddings.assign([[1.0], [2.0], [3.0], [9.0]])  # OOV row: 9
+  history = _ratings([0, 0, 1, 0, 1, 0], [0, 1, 1, 2, 2, 2], [5.0] * 6)  # counts 1, 2, 3
+  cold = cold_movies.ColdMovies(np.zeros((1, 1), np.int64), np.zeros(1, np.int64))
+  candidates = trainer_lib.Validation(history, history, 2, 3, seed=0, cold=cold).candidates(model)
+  expected = cold_movies.cold_retrieval_bias(np.array([1.0, 2.0, 3.0]), np.array([1, 2, 3]))
+  assert candidates[:3, -1].tolist() == [1.0, 2.0, 3.0]
+  assert candidates[3, -1] == pytest.approx(expected) and expected < 1.0  # never the OOV's 9
 
 
 def _signal(num_examples, num_users, num_movies, seed):

@@ -21,7 +21,7 @@ SPLIT = interactions.Ratings(
 def _search(tmp_path, monkeypatch, score):
   """Runs tuner_fn's search with train.fit replaced by `score(hparams)`; returns the
   tuner and the hyperparameters each trial was fitted with."""
-  inputs = tuner_lib.run.TrainingData(SPLIT, SPLIT, ["7"], ["1"], None, None)
+  inputs = tuner_lib.run.TrainingData(SPLIT, SPLIT, ["7"], ["1"], None, None, None)
   fitted = []
 
   def fit(train, validation, hparams, **_):

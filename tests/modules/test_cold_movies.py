@@ -1,0 +1,28 @@
+"""The catalog movies without training ratings, as the served index and validation rank
+them (modules/cold_movies.py)."""
+
+import numpy as np
+import pytest
+
+from modules import cold_movies
+from tests.conftest import CATALOG, MOVIES
+
+
+def test_a_cold_movie_is_credited_with_half_a_rating_on_the_popularity_line():
+  counts = np.array([1, 10, 100, 0])
+  biases = np.log(counts.clip(1)).astype(np.float32) * 0.5 + 1.0  # bias = 1 + 0.5 log(n)
+  cold = cold_movies.cold_retrieval_bias(biases, counts)
+  assert cold == pytest.approx(1.0 + 0.5 * np.log(0.5), abs=1e-5)
+  # No usable relation (popularity does not raise the bias): the least popular's.
+  assert cold_movies.cold_retrieval_bias(np.array([2.0, 1.0, 0.5]), np.array([1, 10, 100])) == 0.5
+
+
+def test_the_cold_movies_are_the_catalog_movies_outside_the_vocabulary_with_their_features():
+  ids, rows = cold_movies.candidate_rows(MOVIES, CATALOG)
+  assert ids == MOVIES + ["500"] and rows == [0, 1, 2, 3, 4]
+  cold = cold_movies.ColdMovies.of_catalog(CATALOG, MOVIES)
+  assert len(cold) == 1
+  np.testing.assert_array_equal(cold.title_tokens, CATALOG.title_tokens[4:5])
+  np.testing.assert_array_equal(cold.year_bucket, CATALOG.year_bucket[4:5])
+  # A vocabulary holding the whole catalog leaves none.
+  assert len(cold_movies.ColdMovies.of_catalog(CATALOG, MOVIES + ["500"])) == 0
