@@ -18,6 +18,18 @@ def _hparams(**overrides):
   return config_lib.PRESETS["default"].replace(**overrides)
 
 
+def _ids_only_hparams():
+  """Two-dimensional id embeddings and nothing else: scores a test can set by hand."""
+  return _hparams(
+    embedding_dim=2,
+    history_window=0,
+    content_features=False,
+    retrieval_bias=False,
+    use_bias=False,
+    rating_factors=0,
+  )
+
+
 def _ratings(users, movies, ratings, time=None):
   return interactions.Ratings(
     np.asarray(users, np.int64),
@@ -28,14 +40,7 @@ def _ratings(users, movies, ratings, time=None):
 
 
 def test_validation_ranks_every_movie_excludes_the_history_and_rates_known_pairs():
-  hparams = _hparams(
-    embedding_dim=2,
-    history_window=0,
-    content_features=False,
-    retrieval_bias=False,
-    use_bias=False,
-    rating_factors=0,
-  )
+  hparams = _ids_only_hparams()
   model = model_lib.build_model(3, 4, hparams).build_variables()
   model.user_embedding.embeddings.assign([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0], [0.0, 0.0]])
   model.movie_embedding.embeddings.assign(
@@ -59,14 +64,7 @@ def test_validation_ranks_every_movie_excludes_the_history_and_rates_known_pairs
 def test_validation_ranks_the_cold_catalog_movies_as_the_served_index_does():
   """A catalog movie without ratings is a candidate at serving (the OOV row, its title
   and year): validation ranks it too, so it can push a rated movie out of the top 10."""
-  hparams = _hparams(
-    embedding_dim=2,
-    history_window=0,
-    content_features=False,
-    retrieval_bias=False,
-    use_bias=False,
-    rating_factors=0,
-  )
+  hparams = _ids_only_hparams()
   model = model_lib.build_model(2, 11, hparams).build_variables()
   model.user_embedding.embeddings.assign([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]])
   # Movie i scores 11 - i for user 0; the OOV row (the cold movie's) scores 20.
