@@ -45,6 +45,17 @@ def cold_retrieval_bias(biases: np.ndarray, counts: np.ndarray) -> float:
   return min(floor, float(intercept + slope * np.log(COLD_PSEUDO_COUNT)))
 
 
+def place_cold_bias(
+  candidates: np.ndarray, num_rated: int, movie_counts: np.ndarray, has_retrieval_bias: bool
+) -> np.ndarray:
+  """Sets, in place, the retrieval-bias column (the last) of the cold rows of `candidates`
+  (rated movies first, `num_rated` of them with `movie_counts` ratings) to
+  cold_retrieval_bias; a model without a retrieval bias has no such column."""
+  if has_retrieval_bias and 0 < num_rated < len(candidates):
+    candidates[num_rated:, -1] = cold_retrieval_bias(candidates[:num_rated, -1], movie_counts)
+  return candidates
+
+
 @dataclasses.dataclass
 class ColdMovies:
   """The content features of the catalog movies outside the movie vocabulary."""

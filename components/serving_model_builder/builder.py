@@ -17,7 +17,7 @@ from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
 from modules import interactions
-from modules.cold_movies import candidate_rows, cold_retrieval_bias
+from modules.cold_movies import candidate_rows, place_cold_bias
 from modules.serving import serving_model, warmup
 from modules.transform import examples
 from nfrec import contracts
@@ -68,10 +68,9 @@ def movie_vectors(
     for name in parts:
       parts[name].append(out[name].numpy())
   result = {name: np.concatenate(values) for name, values in parts.items()}
-  if bool(core.has_retrieval_bias.numpy()) and 0 < num_vocabulary_movies < len(rows):
-    result["candidate"][num_vocabulary_movies:, -1] = cold_retrieval_bias(
-      result["retrieval_bias"][:num_vocabulary_movies], movie_counts
-    )
+  place_cold_bias(
+    result["candidate"], num_vocabulary_movies, movie_counts, bool(core.has_retrieval_bias.numpy())
+  )
   return result
 
 

@@ -144,9 +144,12 @@ class Validation:
       tf.constant(self.cold.year_bucket),
     )
     cold = model.candidate(vector, retrieval_bias).numpy()
-    if model.hparams.retrieval_bias and self.num_movies:
-      cold[:, -1] = cold_movies.cold_retrieval_bias(candidates[:, -1], self.movie_counts)
-    return np.concatenate([candidates, cold])
+    return cold_movies.place_cold_bias(
+      np.concatenate([candidates, cold]),
+      self.num_movies,
+      self.movie_counts,
+      model.hparams.retrieval_bias,
+    )
 
   def __call__(self, model: model_lib.RecommenderModel) -> dict:
     users = np.unique(np.concatenate([self.pairs.user, self.ranked.user]))
