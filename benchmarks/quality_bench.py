@@ -1,7 +1,7 @@
 """Model quality on real data: our presets and the classic peers, side by side.
 
   nfrec bench quality [--datasets ml-100k ml-1m netflix-subset] [--presets seed default]
-                      [--tune NAME=[VALUE, ...] ...]
+                      [--tune NAME=[VALUE, ...] ...] [--seeds 42 7 13]
 
 Prepares each dataset from ../shared/data with `nfrec prepare`, runs the whole
 pipeline on it once per preset (`nfrec run`, a child process, one output folder
@@ -12,8 +12,11 @@ scoring code (benchmarks/peers.py): most popular and the bias baseline (from
 the run itself), EASE, implicit ALS and Surprise SVD, each tuned on validation
 only, and the new-user protocol with EASE fold-in. One table per dataset,
 written to docs/results.md. With --tune, each preset also runs with a Tuner over
-those values (`nfrec run --tune`, validation only), as one more row. Needs the
-`bench` extra (implicit, scikit-surprise).
+those values (`nfrec run --tune`, validation only), as one more row. With --seeds,
+each preset is also fitted with those training seeds (`nfrec run --set seed=N`, the
+same splits: the split has its own seed), one row per seed and a row of their mean
+with its range, so a target is judged on more than one fit. Needs the `bench` extra
+(implicit, scikit-surprise).
 """
 
 from __future__ import annotations
@@ -82,9 +85,15 @@ def prepare(work_dir: str, dataset: str, shared: str) -> str:
   return data_dir
 
 
-def run(work_dir: str, dataset: str, preset: str, force: bool, shared: str, tune=()) -> dict:
-  """The run summary of `nfrec run` with the preset (and a Tuner over `tune`, if any)."""
-  output_dir = os.path.join(work_dir, f"run-{dataset}-{preset}" + ("-tuned" if tune else ""))
+def run(
+  work_dir: str, dataset: str, preset: str, force: bool, shared: str, tune=(), seed=None
+) -> dict:
+  """The run summary of `nfrec run` with the preset (and a Tuner over `tune`, if any; and
+  another training seed than the preset's, if given)."""
+  output_dir = os.path.join(
+    work_dir,
+    f"run-{dataset}-{preset}" + ("-tuned" if tune else "") + (f"-seed{seed}" if seed else ""),
+  )
   summary_path = os.path.join(output_dir, "run_summary.json")
   if force or not os.path.exists(summary_path):
     start = time.time()
@@ -97,6 +106,7 @@ def run(work_dir: str, dataset: str, preset: str, force: bool, shared: str, tune
       "--preset",
       preset,
       *[arg for values in tune for arg in ("--tune", values)],
+      *(["--set", f"seed={seed}"] if seed else []),
     )
     if result.returncode not in (0, 1):  # 1: ran, not blessed; its metrics still count
       raise RuntimeError(f"nfrec run {dataset} {preset} failed: {result.stderr[-2000:]}")
@@ -179,8 +189,33 @@ def model_row(label: str, summary: dict) -> tuple:
   return (f"**{label}**", values, retrieval["new_users"].get("model"), note)
 
 
+def mean_row(label: str, rows: list[tuple]) -> tuple:
+  """The mean of the model rows of several training seeds, each metric as (mean, lowest,
+  highest); a metric counts only where every seed has it."""
+
+  def spread(metrics: list) -> dict:
+    keys = set.intersection(*(set(m or {}) for m in metrics))
+    return {
+      key: (
+        sum(m[key] for m in metrics) / len(metrics),
+        min(m[key] for m in metrics),
+        max(m[key] for m in metrics),
+      )
+      for key in sorted(keys)
+    }
+
+  return (
+    f"**{label}**",
+    spread([values for _, values, _, _ in rows]),
+    spread([new for _, _, new, _ in rows]),
+    f"mean over {len(rows)} training seeds (lowest-highest)",
+  )
+
+
 def _cell(values, key) -> str:
   value = (values or {}).get(key)
+  if isinstance(value, tuple):  # a mean over seeds, with its range
+    return f"{value[0]:.4f} ({value[1]:.4f}-{value[2]:.4f})"
   return f"{value:.4f}" if value is not None else ""
 
 
@@ -218,6 +253,14 @@ def main(argv=None) -> int:
     metavar="NAME=[VALUES]",
     help="also run each preset with a Tuner over these values (nfrec run --tune)",
   )
+  parser.add_argument(
+    "--seeds",
+    nargs="+",
+    type=int,
+    default=[],
+    metavar="N",
+    help="also fit each preset with these training seeds (a row each, and their mean)",
+  )
   parser.add_argument("--shared-data", default=SHARED, help="the shared rating data folder")
   parser.add_argument("--work-dir", default="/tmp/nfrec-quality")
   parser.add_argument("--force", action="store_true", help="rerun even where results exist")
@@ -229,11 +272,21 @@ def main(argv=None) -> int:
   os.makedirs(args.work_dir, exist_ok=True)
   sections = []
   for dataset in args.datasets:
-    summaries = {}
+    summaries, seed_groups = {}, {}
     for preset in args.presets:
       summaries[f"{preset} preset"] = run(
         args.work_dir, dataset, preset, args.force, args.shared_data
       )
+      own_seed = config_lib.PRESETS[preset].seed
+      if args.seeds:
+        seed_groups[f"{preset} preset"] = [f"{preset} preset"]
+      for seed in args.seeds:
+        if seed != own_seed:
+          label = f"{preset} preset, seed {seed}"
+          summaries[label] = run(
+            args.work_dir, dataset, preset, args.force, args.shared_data, seed=seed
+          )
+          seed_groups[f"{preset} preset"].append(label)
       if args.tune:
         summaries[f"{preset} preset, tuned on validation"] = run(
           args.work_dir, dataset, preset, args.force, args.shared_data, tune=args.tune
@@ -243,6 +296,9 @@ def main(argv=None) -> int:
     assert len({json.dumps(c, sort_keys=True) for c in counts.values()}) == 1, counts
     first = next(iter(summaries.values()))
     rows = [model_row(label, summary) for label, summary in summaries.items()]
+    for preset_label, labels in seed_groups.items():
+      seeded = [row for row in rows if row[0].strip("*") in labels]
+      rows.append(mean_row(f"{preset_label}, mean of {len(seeded)} seeds", seeded))
     rows += peer_rows(dataset, first)
     data = first["data"]
     new_users = first["retrieval_evaluation"]["new_users"].get("users", 0)

@@ -1,0 +1,58 @@
+"""`nfrec bench quality`: several training seeds of a preset, and their mean row."""
+
+import json
+import os
+
+import pytest
+
+from benchmarks import quality_bench
+from nfrec import contracts
+
+R10 = contracts.recall_at(10)
+
+
+def test_another_seed_runs_in_its_own_folder_with_only_the_seed_changed(tmp_path, monkeypatch):
+  calls = []
+
+  def fake_nfrec(*args):
+    calls.append(args)
+    output = args[args.index("--output") + 1]
+    os.makedirs(output)
+    with open(os.path.join(output, "run_summary.json"), "w") as f:
+      json.dump({"output": output}, f)
+
+    class Done:
+      returncode = 0
+
+    return Done()
+
+  monkeypatch.setattr(quality_bench, "_nfrec", fake_nfrec)
+  monkeypatch.setattr(quality_bench, "prepare", lambda work_dir, dataset, shared: "/data")
+  own = quality_bench.run(str(tmp_path), "ml-100k", "default", False, "/shared")
+  other = quality_bench.run(str(tmp_path), "ml-100k", "default", False, "/shared", seed=7)
+  assert own["output"] != other["output"]
+  assert other["output"].endswith("run-ml-100k-default-seed7")
+  assert "--set" not in calls[0]
+  assert calls[1][-2:] == ("--set", "seed=7")
+  output_at = calls[0].index("--output") + 1
+  without_output = [call[:output_at] + call[output_at + 1 :] for call in calls]
+  assert without_output[0] == without_output[1][:-2]  # nothing else differs
+  quality_bench.run(str(tmp_path), "ml-100k", "default", False, "/shared", seed=7)
+  assert len(calls) == 2  # a finished run is read back, not run again
+
+
+def test_the_mean_row_gives_each_metric_its_mean_and_range_over_the_seeds():
+  rows = [
+    ("**default preset**", {R10: 0.50, contracts.RMSE: 0.96}, {R10: 0.40}, "note"),
+    ("**default preset, seed 7**", {R10: 0.56, contracts.RMSE: 0.98}, {R10: 0.46}, "note"),
+    ("**default preset, seed 13**", {R10: 0.53}, None, "note"),
+  ]
+  label, values, new_users, note = quality_bench.mean_row("default preset, mean", rows)
+  assert label == "**default preset, mean**"
+  assert values[R10] == pytest.approx((0.53, 0.50, 0.56))
+  assert contracts.RMSE not in values  # seed 13 has no RMSE: no mean of two of three
+  assert new_users == {}
+  assert "3 training seeds" in note
+  [rendered] = quality_bench.render("ml-100k", [(label, values, new_users, note)])
+  assert rendered[2] == "0.5300 (0.5000-0.5600)"
+  assert rendered[5] == ""
