@@ -191,10 +191,12 @@ def model_row(label: str, summary: dict) -> tuple:
 
 def mean_row(label: str, rows: list[tuple]) -> tuple:
   """The mean of the model rows of several training seeds, each metric as (mean, lowest,
-  highest); a metric counts only where every seed has it."""
+  highest); a number counts only where every seed has it (curves are left out)."""
 
   def spread(metrics: list) -> dict:
-    keys = set.intersection(*(set(m or {}) for m in metrics))
+    keys = set.intersection(
+      *({key for key, value in (m or {}).items() if isinstance(value, float)} for m in metrics)
+    )
     return {
       key: (
         sum(m[key] for m in metrics) / len(metrics),
