@@ -92,7 +92,9 @@ def run(
   another training seed than the preset's, if given)."""
   output_dir = os.path.join(
     work_dir,
-    f"run-{dataset}-{preset}" + ("-tuned" if tune else "") + (f"-seed{seed}" if seed else ""),
+    f"run-{dataset}-{preset}"
+    + ("-tuned" if tune else "")
+    + (f"-seed{seed}" if seed is not None else ""),
   )
   summary_path = os.path.join(output_dir, "run_summary.json")
   if force or not os.path.exists(summary_path):
@@ -106,7 +108,7 @@ def run(
       "--preset",
       preset,
       *[arg for values in tune for arg in ("--tune", values)],
-      *(["--set", f"seed={seed}"] if seed else []),
+      *(["--set", f"seed={seed}"] if seed is not None else []),
     )
     if result.returncode not in (0, 1):  # 1: ran, not blessed; its metrics still count
       raise RuntimeError(f"nfrec run {dataset} {preset} failed: {result.stderr[-2000:]}")

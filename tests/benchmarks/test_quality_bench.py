@@ -39,6 +39,8 @@ def test_another_seed_runs_in_its_own_folder_with_only_the_seed_changed(tmp_path
   assert without_output[0] == without_output[1][:-2]  # nothing else differs
   quality_bench.run(str(tmp_path), "ml-100k", "default", False, "/shared", seed=7)
   assert len(calls) == 2  # a finished run is read back, not run again
+  zero = quality_bench.run(str(tmp_path), "ml-100k", "default", False, "/shared", seed=0)
+  assert zero["output"].endswith("-seed0") and calls[2][-1] == "seed=0"  # 0 is a seed too
 
 
 def test_the_mean_row_gives_each_metric_its_mean_and_range_over_the_seeds():
