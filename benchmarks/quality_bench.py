@@ -281,16 +281,15 @@ def main(argv=None) -> int:
       summaries[f"{preset} preset"] = run(
         args.work_dir, dataset, preset, args.force, args.shared_data
       )
-      own_seed = config_lib.PRESETS[preset].seed
       if args.seeds:
-        seed_groups[f"{preset} preset"] = [f"{preset} preset"]
-      for seed in args.seeds:
-        if seed != own_seed:
-          label = f"{preset} preset, seed {seed}"
-          summaries[label] = run(
-            args.work_dir, dataset, preset, args.force, args.shared_data, seed=seed
-          )
-          seed_groups[f"{preset} preset"].append(label)
+        labels = [f"{preset} preset"]
+        for seed in args.seeds:
+          if seed != config_lib.PRESETS[preset].seed:
+            labels.append(f"{preset} preset, seed {seed}")
+            summaries[labels[-1]] = run(
+              args.work_dir, dataset, preset, args.force, args.shared_data, seed=seed
+            )
+        seed_groups[f"{preset} preset"] = labels
       if args.tune:
         summaries[f"{preset} preset, tuned on validation"] = run(
           args.work_dir, dataset, preset, args.force, args.shared_data, tune=args.tune
@@ -301,8 +300,8 @@ def main(argv=None) -> int:
     first = next(iter(summaries.values()))
     rows = [model_row(label, summary) for label, summary in summaries.items()]
     for preset_label, labels in seed_groups.items():
-      seeded = [row for row in rows if row[0].strip("*") in labels]
-      rows.append(mean_row(f"{preset_label}, mean of {len(seeded)} seeds", seeded))
+      seeded = [model_row(label, summaries[label]) for label in labels]
+      rows.append(mean_row(f"{preset_label}, mean of {len(labels)} seeds", seeded))
     rows += peer_rows(dataset, first)
     data = first["data"]
     new_users = first["retrieval_evaluation"]["new_users"].get("users", 0)
