@@ -85,6 +85,7 @@ PRESETS = {
     refit_on_validation=False,
     rating_stage_epochs=0,
     rating_stage_learning_rate=0.001,
+    rating_towers=False,
     seed=42,
     jit_compile=True,
     steps_per_execution=STEPS_PER_EXECUTION,
@@ -152,6 +153,7 @@ PRESETS = {
     # rating head alone, selected on validation RMSE (docs/results.md, "The rating stage").
     rating_stage_epochs=10,
     rating_stage_learning_rate=0.001,
+    rating_towers=False,
     seed=42,
     jit_compile=False,
     steps_per_execution=STEPS_PER_EXECUTION,

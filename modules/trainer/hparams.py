@@ -87,6 +87,10 @@ class HParams:
   # epochs selected on validation RMSE; the two tasks peak at different epochs.
   rating_stage_epochs: int
   rating_stage_learning_rate: float
+  # The rating stage trains a copy of the selected towers on the rating loss alone, which
+  # the rating head then reads, instead of freezing the rating head's input: retrieval keeps
+  # the towers it was selected with, the rating gets towers of its own (twice the tables).
+  rating_towers: bool
   seed: int
   # Execution (how, not what, it learns).
   jit_compile: bool
@@ -155,6 +159,8 @@ class HParams:
       problems.append(
         f"rating_stage_learning_rate must be positive, got {self.rating_stage_learning_rate}"
       )
+    if self.rating_towers and not self.rating_stage_epochs:
+      problems.append("rating_towers trains in the rating stage: set rating_stage_epochs too")
     if not 0 <= self.history_pooling_power <= 1:
       problems.append(f"history_pooling_power must be in [0, 1], got {self.history_pooling_power}")
     if self.retrieval_temperature <= 0:

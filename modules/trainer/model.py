@@ -18,6 +18,9 @@ training ratings still gets a meaningful vector from its title and year.
 Rating head: an MLP on the two towers' vectors (and optionally their dot
 product) plus user, movie and global biases. In the rating stage (train.py) only
 the head and the biases train, on the rating loss alone: the towers stay frozen.
+With `rating_towers`, the stage instead trains a copy of the selected towers (the
+`rating_` twins of their layers) that the head reads from then on: the towers'
+vectors carry both, [retrieval | rating], and retrieval reads only the first part.
 
 Retrieval: TFRS's Retrieval task, with the in-batch movies as candidates, the
 whole catalog, or a sample of it (logQ-corrected: a step's cost does not grow
@@ -108,6 +111,13 @@ def _embedding(rows: int, width: int, l2: float, initializer="uniform", name=Non
   )
 
 
+def _twin(layer):
+  """An untrained layer of `layer`'s configuration, named rating_<its name>."""
+  config = layer.get_config()
+  config["name"] = RATING_PREFIX + config["name"]
+  return type(layer).from_config(config)
+
+
 def _constant(values, dtype, name):
   # Variables, not constants: they are exported with the model and stay out of
   # the graph proto (which is limited to 2 GB).
@@ -138,6 +148,10 @@ def _prefix_scan(values, combine):
 
 def _sum_over(values, mask):
   return tf.reduce_sum(values * tf.cast(mask, values.dtype)[..., tf.newaxis], axis=1)
+
+
+# The rating towers' layers (rating_towers) are the towers' own, under this prefix.
+RATING_PREFIX = "rating_"
 
 
 class RecommenderModel(tfrs.Model):
@@ -253,6 +267,16 @@ class RecommenderModel(tfrs.Model):
       self.user_bias = _embedding(num_users + 1, 1, user_l2, "zeros", name="user_bias")
       self.movie_bias = _embedding(num_movies + 1, 1, l2, "zeros", name="movie_bias")
       self.global_bias = tf.Variable(self.global_mean, name="global_bias")
+    if hparams.rating_towers:
+      # Unused until the rating stage copies the selected towers into them; built now,
+      # since a Keras model that is never called before training has no weights to list.
+      for name in self.TOWER_LAYERS:
+        if hasattr(self, name) and name != "movie_retrieval_bias":
+          twin = _twin(getattr(self, name))
+          with tf.name_scope(twin.name):  # as a call would name its variables
+            twin.build((None, 3 * dim))  # the dense layers read the pooled history [B, 3d]
+          twin.trainable = False
+          setattr(self, RATING_PREFIX + name, twin)
 
     # Per-example losses, averaged in compute_loss over the global batch
     # (tf.nn.compute_average_loss): the same mean on one device, and the right scale
@@ -337,9 +361,19 @@ class RecommenderModel(tfrs.Model):
       return 0
     return self.hparams.query_history_window or self.hparams.history_window
 
+  @property
+  def reads_rating_towers(self) -> bool:
+    """Whether the rating head reads towers of its own (rating_towers, once the rating
+    stage has copied them); before that it reads the retrieval towers, as without them."""
+    return self.hparams.rating_towers and self.rating_stage
+
   def _history_items(self, movies, ratings):
-    """History embeddings and the same weighted by the centered rating."""
-    vectors = self.history_embedding(self.movie_row(movies))
+    """History embeddings and the same weighted by the centered rating (with the rating
+    towers read, their history embeddings beside: [..., 2d], split by _split_sums)."""
+    rows = self.movie_row(movies)
+    vectors = self.history_embedding(rows)
+    if self.reads_rating_towers:
+      vectors = tf.concat([vectors, self.rating_history_embedding(rows)], axis=-1)
     return vectors, vectors * (ratings - self.global_mean)[..., tf.newaxis]
 
   def history_sums(self, movies, ratings, length) -> HistorySums:
@@ -388,6 +422,21 @@ class RecommenderModel(tfrs.Model):
   # ---------------------------------------------------------------------------
   # The towers and the rating head.
 
+  def _split_sums(self, sums: HistorySums):
+    """(the towers' history sums, the rating towers' or None): see _history_items."""
+    if not self.reads_rating_towers:
+      return sums, None
+    dim = self.hparams.embedding_dim
+
+    def part(columns):
+      return sums._replace(
+        window=sums.window[:, columns],
+        weighted=sums.weighted[:, columns],
+        recent=sums.recent[:, columns],
+      )
+
+    return part(slice(None, dim)), part(slice(dim, None))
+
   def pooled_history(self, sums: HistorySums):
     """[B, 3d]: the window, the rating-weighted window and the recent items, each summed and
     divided by its count ** history_pooling_power (1: their means)."""
@@ -408,40 +457,69 @@ class RecommenderModel(tfrs.Model):
   # The towers and the rating head have no tensor-dependent Python control flow, so
   # AutoGraph has nothing to convert in them; left to it, it transpiles every Keras
   # layer function they call on the first step (seconds on 2 cores).
+  def _user_vector(self, row, pooled, prefix=""):
+    """[B, d] from the user's row and pooled history, by the layers named prefix + name."""
+    vector = getattr(self, prefix + "user_embedding")(row)
+    if pooled is not None:
+      vector += getattr(self, prefix + "history_projection")(pooled)
+      if self.hparams.user_hidden_units:
+        vector += getattr(self, prefix + "history_mlp")(pooled)
+    return vector
+
   @tf.autograph.experimental.do_not_convert
   def user_tower(self, user_index, sums: HistorySums | None = None, training=False):
-    """(vector [B, d], rating bias [B]) of users, from their id and history sums."""
+    """(vector [B, d] ([B, 2d] with rating_towers), rating bias [B]) of users, from their
+    id and history sums."""
     row = self.user_row(user_index, training)
-    vector = self.user_embedding(row)
-    bias = _squeeze(self.user_bias(row)) if self.hparams.use_bias else tf.zeros_like(vector[:, 0])
+    pooled = rating_pooled = None
     if self.hparams.history_window and sums is not None:
+      sums, rating_sums = self._split_sums(sums)
       pooled = self.pooled_history(sums)
-      vector += self.history_projection(pooled)
-      if self.hparams.user_hidden_units:
-        vector += self.history_mlp(pooled)
+      if rating_sums is not None:
+        rating_pooled = self.pooled_history(rating_sums)
+    vector = self._user_vector(row, pooled)
+    bias = _squeeze(self.user_bias(row)) if self.hparams.use_bias else tf.zeros_like(vector[:, 0])
+    if pooled is not None:
       bias += _squeeze(self.history_bias(pooled))
+    if self.hparams.rating_towers:
+      rating = vector
+      if self.reads_rating_towers:
+        rating = self._user_vector(row, rating_pooled, RATING_PREFIX)
+      vector = tf.concat([vector, rating], axis=1)
     if self.hparams.rating_factors:
       factors = self.user_rating_factors(row)
-      if self.hparams.history_window and sums is not None:
+      if pooled is not None:
         factors += self.history_rating_factors(pooled)
       vector = tf.concat([vector, factors], axis=1)
     return vector, bias
 
+  def _movie_vector(self, row, title_tokens, year_bucket, prefix=""):
+    """[B, d] from the movie's row and content, by the layers named prefix + name."""
+    vector = getattr(self, prefix + "movie_embedding")(row)
+    if self.hparams.content_features:
+      present = tf.cast(title_tokens > 0, tf.float32)
+      tokens = getattr(self, prefix + "token_embedding")(title_tokens)
+      tokens = tf.reduce_sum(tokens * present[..., tf.newaxis], axis=1)
+      vector += tokens / tf.maximum(tf.reduce_sum(present, axis=1), 1.0)[:, tf.newaxis]
+      vector += getattr(self, prefix + "year_embedding")(year_bucket)
+    return vector
+
   @tf.autograph.experimental.do_not_convert
   def movie_tower(self, movie_index, title_tokens=None, year_bucket=None, training=False):
-    """(vector [B, d], rating bias [B], retrieval bias [B]) of movies. Without content
-    features given, those of the vocabulary movie `movie_index` are used."""
+    """(vector [B, d] ([B, 2d] with rating_towers), rating bias [B], retrieval bias [B]) of
+    movies. Without content features given, those of the vocabulary movie `movie_index`
+    are used."""
     row = self.movie_row(movie_index, training)
-    vector = self.movie_embedding(row)
-    if self.hparams.content_features:
-      if title_tokens is None:
-        feature_row = tf.minimum(tf.cast(movie_index, tf.int64), self.num_movies)
-        title_tokens = tf.gather(self.title_tokens, feature_row)
-        year_bucket = tf.gather(self.year_bucket, feature_row)
-      present = tf.cast(title_tokens > 0, tf.float32)
-      tokens = tf.reduce_sum(self.token_embedding(title_tokens) * present[..., tf.newaxis], axis=1)
-      vector += tokens / tf.maximum(tf.reduce_sum(present, axis=1), 1.0)[:, tf.newaxis]
-      vector += self.year_embedding(year_bucket)
+    if self.hparams.content_features and title_tokens is None:
+      feature_row = tf.minimum(tf.cast(movie_index, tf.int64), self.num_movies)
+      title_tokens = tf.gather(self.title_tokens, feature_row)
+      year_bucket = tf.gather(self.year_bucket, feature_row)
+    vector = self._movie_vector(row, title_tokens, year_bucket)
+    if self.hparams.rating_towers:
+      rating = vector
+      if self.reads_rating_towers:
+        rating = self._movie_vector(row, title_tokens, year_bucket, RATING_PREFIX)
+      vector = tf.concat([vector, rating], axis=1)
     zeros = tf.zeros_like(vector[:, 0])
     if self.hparams.rating_factors:
       vector = tf.concat([vector, self.movie_rating_factors(row)], axis=1)
@@ -454,8 +532,8 @@ class RecommenderModel(tfrs.Model):
   @tf.autograph.experimental.do_not_convert
   def rate(self, user_vector, user_bias, movie_vector, movie_bias, training=False):
     """Unclipped predicted ratings [B] from the towers' outputs."""
-    dim = self.hparams.embedding_dim
-    user, movie = user_vector[:, :dim], movie_vector[:, :dim]
+    dim, start = self.hparams.embedding_dim, self.rating_part_start
+    user, movie = user_vector[:, start : start + dim], movie_vector[:, start : start + dim]
     rating = _squeeze(self.rating_head(tf.concat([user, movie], axis=1), training=training))
     if self.hparams.rating_dot_product:
       # A matrix-factorization term beside the MLP (NeuMF): an MLP alone learns the
@@ -463,10 +541,17 @@ class RecommenderModel(tfrs.Model):
       # vectors are on the retrieval logits' scale.
       rating += self.dot_scale * tf.reduce_sum(user * movie, axis=1)
     if self.hparams.rating_factors:
-      rating += tf.reduce_sum(user_vector[:, dim:] * movie_vector[:, dim:], axis=1)
+      factors = start + dim
+      rating += tf.reduce_sum(user_vector[:, factors:] * movie_vector[:, factors:], axis=1)
     if self.hparams.use_bias:
       rating += user_bias + movie_bias + self.global_bias
     return rating
+
+  @property
+  def rating_part_start(self) -> int:
+    """Where the rating head's part of a tower's vector starts: after the retrieval part
+    with rating_towers, else it is the retrieval part (the rating factors follow it)."""
+    return self.hparams.embedding_dim if self.hparams.rating_towers else 0
 
   def query(self, user_vector):
     """The retrieval query: [u, 1] with the folded retrieval bias, else u (a tower's
@@ -551,10 +636,10 @@ class RecommenderModel(tfrs.Model):
         tf.reshape(tf.square(user_bias) + tf.square(movie_bias), [-1])
       )
     if self.hparams.rating_factors:
-      dim = self.hparams.embedding_dim
+      factors = self.rating_part_start + self.hparams.embedding_dim
       per_example += self.hparams.rating_factor_l2 * (
-        tf.reduce_sum(tf.square(user_vector[:, dim:]), 1)
-        + tf.reduce_sum(tf.square(movie_vector[:, dim:]), 1)
+        tf.reduce_sum(tf.square(user_vector[:, factors:]), 1)
+        + tf.reduce_sum(tf.square(movie_vector[:, factors:]), 1)
       )
     if self.hparams.sparse_user_l2:
       per_example += self.user_row_l2(users)
@@ -615,12 +700,19 @@ class RecommenderModel(tfrs.Model):
     return self.hparams.rating_weight * rating_loss + self.hparams.retrieval_weight * retrieval_loss
 
   def start_rating_stage(self, learning_rate: float) -> None:
-    """From here on only the rating head and the rating biases train, on the rating loss
-    alone, with a fresh optimizer: the towers, and so retrieval, stay as they are."""
+    """From here on only the rating head and the rating biases (and the rating towers,
+    copied from the towers here) train, on the rating loss alone, with a fresh optimizer:
+    the towers, and so retrieval, stay as they are."""
     for name in self.TOWER_LAYERS:
       if hasattr(self, name):
         getattr(self, name).trainable = False
     self.rating_stage = True
+    if self.hparams.rating_towers:
+      for name in self.TOWER_LAYERS:
+        twin = getattr(self, RATING_PREFIX + name, None)
+        if twin is not None:
+          twin.set_weights(getattr(self, name).get_weights())
+          twin.trainable = True
     # Keras traces the training step on compile: the frozen layers and the flag take
     # effect from this compile on.
     self.compile(

@@ -5,7 +5,8 @@
      each validation user described by their train history; early stopping
      watches `early_stopping_monitor` and restores the best epoch.
   2. With `rating_stage_epochs`, a rating stage: the towers frozen, the rating
-     head and biases train on the rating loss alone; its epochs are selected on
+     head and biases (and with `rating_towers` a copy of the towers, which the head
+     reads from then on) train on the rating loss alone; its epochs are selected on
      validation RMSE (none, unless the best lowers the errors beyond validation's
      noise). The rating task keeps improving after retrieval has peaked
      (docs/results.md).
@@ -242,13 +243,16 @@ def lowers_squared_error(before: np.ndarray, after: np.ndarray, z: float = 2.0) 
   return bool(gain.mean() > z * gain.std(ddof=1) / np.sqrt(len(gain)))
 
 
-def _fit_rating_stage(
-  model, dataset, steps, epochs, phase, hparams, strategy, stage_callbacks=(), callbacks=()
-) -> dict:
-  """Starts the rating stage on `model` and trains it `epochs` (early stopping in
-  `stage_callbacks` may end it sooner); returns the per-epoch logs."""
+def _start_rating_stage(model, hparams: HParams, strategy: tf.distribute.Strategy) -> None:
   with strategy.scope():
     model.start_rating_stage(hparams.rating_stage_learning_rate)
+
+
+def _fit_rating_stage(
+  model, dataset, steps, epochs, phase, hparams, stage_callbacks=(), callbacks=()
+) -> dict:
+  """Trains the started rating stage of `model` `epochs` (early stopping in
+  `stage_callbacks` may end it sooner); returns the per-epoch logs."""
   return model.fit(
     dataset,
     steps_per_epoch=steps,
@@ -275,6 +279,8 @@ def select_rating_stage(
   """Runs the rating stage on the selected `model` (its validation metrics `selected`)
   and keeps its best epoch by validation RMSE if that lowers the validation errors beyond
   noise (lowers_squared_error), else the model as it was."""
+  # Started first, so `before` holds the rating towers as copied (rating_towers).
+  _start_rating_stage(model, hparams, strategy)
   before = model.get_weights()
   errors_before = validation.rating_errors(model)
   on_validation = ValidationCallback(validation)
@@ -291,7 +297,6 @@ def select_rating_stage(
     hparams.rating_stage_epochs,
     progress.RATING_STAGE,
     hparams,
-    strategy,
     [on_validation, stopping],
     callbacks,
   )
@@ -400,6 +405,7 @@ def fit(
       verbose=0,
     )
     if stage and stage.epochs:
+      _start_rating_stage(model, hparams, strategy)
       _fit_rating_stage(
         model,
         dataset,
@@ -407,7 +413,6 @@ def fit(
         stage.epochs,
         progress.REFIT_RATING_STAGE,
         hparams,
-        strategy,
         callbacks=callbacks,
       )
     seconds["refit"] = time.time() - started

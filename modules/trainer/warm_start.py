@@ -23,10 +23,12 @@ import tensorflow as tf
 from nfrec import contracts
 
 # Tables with one row per vocabulary id, plus the OOV row last.
-USER_TABLES = ("user_embedding", "user_bias", "user_rating_factors")
+USER_TABLES = ("user_embedding", "user_bias", "user_rating_factors", "rating_user_embedding")
 MOVIE_TABLES = (
   "movie_embedding",
   "history_embedding",
+  "rating_movie_embedding",
+  "rating_history_embedding",
   "movie_bias",
   "movie_retrieval_bias",
   "movie_rating_factors",

@@ -6,6 +6,9 @@ import tensorflow as tf
 
 from benchmarks import synthetic_model
 from components.serving_model_builder import builder
+from modules.trainer import export
+from modules.trainer import model as model_lib
+from pipeline import config as config_lib
 from tests.conftest import CATALOG, KNOWN, MOVIES, USERS
 
 
@@ -61,3 +64,46 @@ def test_the_exported_user_tower_pools_the_query_window(tmp_path, query_window, 
   # Four ratings against their last three: the same query only when two are pooled.
   four, last_three = query([0, 1, 2, 3], [5.0, 1.0, 4.0, 2.0]), query([1, 2, 3], [1.0, 4.0, 2.0])
   assert np.allclose(four, last_three) == (pooled == 2)
+
+
+def test_the_exported_model_rates_with_its_rating_towers_and_retrieves_with_the_towers(tmp_path):
+  hparams = config_lib.PRESETS["default"].replace(
+    rating_towers=True, embedding_dim=8, history_window=2, recent_window=1
+  )
+  model = model_lib.build_model(
+    len(USERS),
+    len(MOVIES),
+    hparams,
+    movie_counts=np.ones(len(MOVIES)),
+    global_mean=3.5,
+    features=model_lib.MovieFeatures.for_vocabulary(CATALOG, MOVIES),
+  ).build_variables()
+  model.start_rating_stage(0.001)
+  for name in ("user_embedding", "movie_embedding", "history_embedding", "token_embedding"):
+    twin = getattr(model, model_lib.RATING_PREFIX + name)  # as if the stage had trained them
+    twin.set_weights([weights + 0.5 for weights in twin.get_weights()])
+  export_dir = str(tmp_path / "core_model")
+  vocabularies = synthetic_model.VocabularyFiles(str(tmp_path), USERS, MOVIES)
+  export.export_core_model(model, vocabularies, export_dir)
+  core = tf.saved_model.load(export_dir)
+
+  users, movies = tf.constant([0, 1], tf.int64), tf.constant([1, 2], tf.int64)
+  history = tf.constant([[0, 1], [2, 0]], tf.int64), tf.constant([[5.0, 2.0], [4.0, 0.0]])
+  lengths = tf.constant([2, 1], tf.int64)
+  user = core.user_tower(users, *history, lengths)
+  movie = core.movie_tower(
+    movies, tf.gather(model.title_tokens, movies), tf.gather(model.year_bucket, movies)
+  )
+  vector, bias = model.user_tower(users, model.history_sums(*history, lengths))
+  movie_vector, movie_bias, _ = model.movie_tower(movies)
+  assert user["vector"].shape == (2, 16)  # [retrieval | rating]
+  np.testing.assert_allclose(user["vector"], vector, rtol=1e-6)
+  np.testing.assert_allclose(user["query"][:, :8], vector[:, :8], rtol=1e-6)
+  rating = core.rate(user["vector"], user["bias"], movie["vector"], movie["bias"]).numpy()
+  expected = model.rate(vector, bias, movie_vector, movie_bias).numpy()
+  np.testing.assert_allclose(rating, expected, rtol=1e-5)
+  # The rating towers' part decides the rating: the retrieval part in its place rates apart.
+  retrieval_only = model.rate(
+    tf.concat([vector[:, :8]] * 2, 1), bias, tf.concat([movie_vector[:, :8]] * 2, 1), movie_bias
+  ).numpy()
+  assert not np.allclose(rating, retrieval_only)

@@ -47,6 +47,12 @@ def test_a_bad_value_fails_with_its_name(knob, value, message):
     DEFAULT.replace(**{knob: value})
 
 
+def test_rating_towers_need_the_rating_stage_that_trains_them():
+  with pytest.raises(ValueError, match="rating_towers trains in the rating stage"):
+    DEFAULT.replace(rating_towers=True, rating_stage_epochs=0)
+  assert DEFAULT.replace(rating_towers=True).rating_towers
+
+
 def test_a_lower_rate_is_accepted_with_a_lower_floor():
   changed = DEFAULT.replace(learning_rate=0.0001, learning_rate_floor=0.00001)
   assert (changed.learning_rate, changed.learning_rate_floor) == (0.0001, 0.00001)

@@ -364,10 +364,12 @@ def _tower_variables(model):
   }
 
 
-def test_the_retrieval_loss_reaches_exactly_the_tower_layers():
+@pytest.mark.parametrize("rating_towers", [False, True])
+def test_the_retrieval_loss_reaches_exactly_the_tower_layers(rating_towers):
   # The rating stage freezes TOWER_LAYERS: that list must hold all retrieval reads.
   hparams, features = _every_layer()
-  model = _model(hparams.replace(rating_weight=0.0), features=features).build_variables()
+  hparams = hparams.replace(rating_weight=0.0, rating_towers=rating_towers)
+  model = _model(hparams, features=features).build_variables()
   batch = next(iter(_batches(hparams, _ratings())[0]))
   with tf.GradientTape() as tape:
     loss = model.compute_loss(batch, training=True)
@@ -395,6 +397,43 @@ def test_the_rating_stage_trains_the_rating_head_and_leaves_retrieval_as_it_was(
   np.testing.assert_array_equal(queries.numpy(), after_queries.numpy())
   np.testing.assert_array_equal(candidates.numpy(), after_candidates.numpy())
   assert not np.allclose(ratings.numpy(), after_ratings.numpy())
+
+
+def _rating_tower_variables(model):
+  return {
+    variable.ref()
+    for name in model.TOWER_LAYERS
+    for variable in getattr(model, model_lib.RATING_PREFIX + name, tf.keras.layers.Layer()).weights
+  }
+
+
+def test_the_rating_towers_start_as_the_towers_then_train_on_the_rating_loss_alone():
+  hparams, features = _every_layer()
+  hparams = hparams.replace(rating_towers=True)
+  model = _model(hparams, features=features)
+  dataset, steps = _batches(hparams, _ratings())
+  model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0)
+  batch = next(iter(dataset))
+  queries, candidates, ratings = model(batch)
+  model.start_rating_stage(0.01)
+  # Copied from the towers: the head reads towers of its own that rate as those did.
+  _, _, copied = model(batch)
+  np.testing.assert_allclose(copied.numpy(), ratings.numpy(), rtol=1e-5, atol=1e-5)
+  twins = _rating_tower_variables(model)
+  trainable = {variable.ref() for variable in model.trainable_variables}
+  # The twins of the id, history and content embeddings, the projection and the MLP.
+  assert len(twins) == 9 and twins <= trainable
+  assert {variable.name for variable in model.trainable_variables}.isdisjoint(
+    _tower_variables(model)
+  )
+  before = {twin: twin.deref().numpy() for twin in twins}
+  model.fit(dataset, steps_per_epoch=steps, epochs=2, verbose=0)
+  after_queries, after_candidates, after_ratings = model(batch)
+  np.testing.assert_array_equal(queries.numpy(), after_queries.numpy())
+  np.testing.assert_array_equal(candidates.numpy(), after_candidates.numpy())
+  assert not np.allclose(ratings.numpy(), after_ratings.numpy())
+  moved = [twin for twin in twins if not np.allclose(before[twin], twin.deref().numpy())]
+  assert len(moved) == len(twins)  # the rating towers learned, not only the head
 
 
 def test_sparse_user_l2_regularizes_an_epoch_as_the_table_wide_l2_through_the_batch_rows():
