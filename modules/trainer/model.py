@@ -112,8 +112,18 @@ def _embedding(rows: int, width: int, l2: float, initializer="uniform", name=Non
 
 
 def _twin(layer):
-  """An untrained layer of `layer`'s configuration, named rating_<its name>."""
-  config = layer.get_config()
+  """A layer of `layer`'s configuration named rating_<its name>, its weights zeros: it
+  draws no random numbers, so the towers start as they would without it."""
+
+  def zeros(config):
+    if isinstance(config, dict):
+      return {
+        key: "zeros" if key.endswith("_initializer") else zeros(value)
+        for key, value in config.items()
+      }
+    return [zeros(value) for value in config] if isinstance(config, list) else config
+
+  config = zeros(layer.get_config())
   config["name"] = RATING_PREFIX + config["name"]
   return type(layer).from_config(config)
 
