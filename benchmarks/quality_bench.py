@@ -2,6 +2,7 @@
 
   nfrec bench quality [--datasets ml-100k ml-1m netflix-subset] [--presets seed default]
                       [--tune NAME=[VALUE, ...] ...] [--seeds 42 7 13]
+                      [--set NAME=VALUE ...]
 
 Prepares each dataset from ../shared/data with `nfrec prepare`, runs the whole
 pipeline on it once per preset (`nfrec run`, a child process, one output folder
@@ -15,7 +16,9 @@ written to docs/results.md. With --tune, each preset also runs with a Tuner over
 those values (`nfrec run --tune`, validation only), as one more row. With --seeds,
 each preset is also fitted with those training seeds (`nfrec run --set seed=N`, the
 same splits: the split has its own seed), one row per seed and a row of their mean
-with its range, so a target is judged on more than one fit. Needs the `bench` extra
+with its range, so a target is judged on more than one fit. With --set, each preset
+also runs with those hyperparameters overridden (`nfrec run --set`), with its seeds: a
+candidate for a preset beside the preset itself. Needs the `bench` extra
 (implicit, scikit-surprise).
 """
 
@@ -24,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -86,13 +90,22 @@ def prepare(work_dir: str, dataset: str, shared: str) -> str:
 
 
 def run(
-  work_dir: str, dataset: str, preset: str, force: bool, shared: str, tune=(), seed=None
+  work_dir: str,
+  dataset: str,
+  preset: str,
+  force: bool,
+  shared: str,
+  tune=(),
+  seed=None,
+  overrides=(),
 ) -> dict:
-  """The run summary of `nfrec run` with the preset (and a Tuner over `tune`, if any; and
-  another training seed than the preset's, if given)."""
+  """The run summary of `nfrec run` with the preset (and a Tuner over `tune`, if any; the
+  `overrides` NAME=VALUE of its hyperparameters; another training seed than the preset's,
+  if given)."""
   output_dir = os.path.join(
     work_dir,
     f"run-{dataset}-{preset}"
+    + "".join(f"-{re.sub(r'[^A-Za-z0-9_.]+', '_', override)}" for override in overrides)
     + ("-tuned" if tune else "")
     + (f"-seed{seed}" if seed is not None else ""),
   )
@@ -108,6 +121,7 @@ def run(
       "--preset",
       preset,
       *[arg for values in tune for arg in ("--tune", values)],
+      *[arg for override in overrides for arg in ("--set", override)],
       *(["--set", f"seed={seed}"] if seed is not None else []),
     )
     if result.returncode not in (0, 1):  # 1: ran, not blessed; its metrics still count
@@ -265,6 +279,13 @@ def main(argv=None) -> int:
     metavar="N",
     help="also fit each preset with these training seeds (a row each, and their mean)",
   )
+  parser.add_argument(
+    "--set",
+    action="append",
+    default=[],
+    metavar="NAME=VALUE",
+    help="also run each preset (and its seeds) with this hyperparameter set (nfrec run --set)",
+  )
   parser.add_argument("--shared-data", default=SHARED, help="the shared rating data folder")
   parser.add_argument("--work-dir", default="/tmp/nfrec-quality")
   parser.add_argument("--force", action="store_true", help="rerun even where results exist")
@@ -278,18 +299,28 @@ def main(argv=None) -> int:
   for dataset in args.datasets:
     summaries, seed_groups = {}, {}
     for preset in args.presets:
-      summaries[f"{preset} preset"] = run(
-        args.work_dir, dataset, preset, args.force, args.shared_data
-      )
-      if args.seeds:
-        labels = [f"{preset} preset"]
-        for seed in args.seeds:
-          if seed != config_lib.PRESETS[preset].seed:
-            labels.append(f"{preset} preset, seed {seed}")
-            summaries[labels[-1]] = run(
-              args.work_dir, dataset, preset, args.force, args.shared_data, seed=seed
-            )
-        seed_groups[f"{preset} preset"] = labels
+      variants = {f"{preset} preset": ()}
+      if args.set:
+        variants[f"{preset} preset, " + ", ".join(args.set)] = tuple(args.set)
+      for variant, overrides in variants.items():
+        summaries[variant] = run(
+          args.work_dir, dataset, preset, args.force, args.shared_data, overrides=overrides
+        )
+        if args.seeds:
+          labels = [variant]
+          for seed in args.seeds:
+            if seed != config_lib.PRESETS[preset].seed:
+              labels.append(f"{variant}, seed {seed}")
+              summaries[labels[-1]] = run(
+                args.work_dir,
+                dataset,
+                preset,
+                args.force,
+                args.shared_data,
+                seed=seed,
+                overrides=overrides,
+              )
+          seed_groups[variant] = labels
       if args.tune:
         summaries[f"{preset} preset, tuned on validation"] = run(
           args.work_dir, dataset, preset, args.force, args.shared_data, tune=args.tune

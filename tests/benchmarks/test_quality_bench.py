@@ -43,6 +43,39 @@ def test_another_seed_runs_in_its_own_folder_with_only_the_seed_changed(tmp_path
   assert zero["output"].endswith("-seed0") and calls[2][-1] == "seed=0"  # 0 is a seed too
 
 
+def test_overridden_hyperparameters_run_in_their_own_folder_with_each_seed(tmp_path, monkeypatch):
+  calls = []
+
+  def fake_nfrec(*args):
+    calls.append(args)
+    output = args[args.index("--output") + 1]
+    os.makedirs(output)
+    with open(os.path.join(output, "run_summary.json"), "w") as f:
+      json.dump({"output": output}, f)
+
+    class Done:
+      returncode = 0
+
+    return Done()
+
+  monkeypatch.setattr(quality_bench, "_nfrec", fake_nfrec)
+  monkeypatch.setattr(quality_bench, "prepare", lambda work_dir, dataset, shared: "/data")
+  overrides = ("rating_towers=true", "user_hidden_units=[256]")
+  plain = quality_bench.run(str(tmp_path), "ml-100k", "default", False, "/shared")
+  candidate = quality_bench.run(
+    str(tmp_path), "ml-100k", "default", False, "/shared", overrides=overrides
+  )
+  seeded = quality_bench.run(
+    str(tmp_path), "ml-100k", "default", False, "/shared", seed=7, overrides=overrides
+  )
+  assert len({plain["output"], candidate["output"], seeded["output"]}) == 3
+  assert candidate["output"].endswith(
+    "run-ml-100k-default-rating_towers_true-user_hidden_units_256_"
+  )
+  assert calls[1][-4:] == ("--set", "rating_towers=true", "--set", "user_hidden_units=[256]")
+  assert calls[2][-6:] == calls[1][-4:] + ("--set", "seed=7")
+
+
 def test_the_mean_row_gives_each_metric_its_mean_and_range_over_the_seeds():
   rows = [
     ("**default preset**", {R10: 0.50, contracts.RMSE: 0.96, "curve": [0.1]}, {R10: 0.4}, "n"),
