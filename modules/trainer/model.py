@@ -464,9 +464,6 @@ class RecommenderModel(tfrs.Model):
       axis=1,
     )
 
-  # The towers and the rating head have no tensor-dependent Python control flow, so
-  # AutoGraph has nothing to convert in them; left to it, it transpiles every Keras
-  # layer function they call on the first step (seconds on 2 cores).
   def _user_vector(self, row, pooled, prefix=""):
     """[B, d] from the user's row and pooled history, by the layers named prefix + name."""
     vector = getattr(self, prefix + "user_embedding")(row)
@@ -476,6 +473,9 @@ class RecommenderModel(tfrs.Model):
         vector += getattr(self, prefix + "history_mlp")(pooled)
     return vector
 
+  # The towers and the rating head have no tensor-dependent Python control flow, so
+  # AutoGraph has nothing to convert in them; left to it, it transpiles every Keras
+  # layer function they call on the first step (seconds on 2 cores).
   @tf.autograph.experimental.do_not_convert
   def user_tower(self, user_index, sums: HistorySums | None = None, training=False):
     """(vector [B, d] ([B, 2d] with rating_towers), rating bias [B]) of users, from their
