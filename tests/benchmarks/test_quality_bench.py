@@ -11,7 +11,9 @@ from nfrec import contracts
 R10 = contracts.recall_at(10)
 
 
-def test_another_seed_runs_in_its_own_folder_with_only_the_seed_changed(tmp_path, monkeypatch):
+@pytest.fixture
+def nfrec_calls(monkeypatch):
+  """The `nfrec` commands the bench runs, each faked as a run whose summary names its folder."""
   calls = []
 
   def fake_nfrec(*args):
@@ -28,6 +30,11 @@ def test_another_seed_runs_in_its_own_folder_with_only_the_seed_changed(tmp_path
 
   monkeypatch.setattr(quality_bench, "_nfrec", fake_nfrec)
   monkeypatch.setattr(quality_bench, "prepare", lambda work_dir, dataset, shared: "/data")
+  return calls
+
+
+def test_another_seed_runs_in_its_own_folder_with_only_the_seed_changed(tmp_path, nfrec_calls):
+  calls = nfrec_calls
   own = quality_bench.run(str(tmp_path), "ml-100k", "default", False, "/shared")
   other = quality_bench.run(str(tmp_path), "ml-100k", "default", False, "/shared", seed=7)
   assert own["output"] != other["output"]
@@ -43,23 +50,8 @@ def test_another_seed_runs_in_its_own_folder_with_only_the_seed_changed(tmp_path
   assert zero["output"].endswith("-seed0") and calls[2][-1] == "seed=0"  # 0 is a seed too
 
 
-def test_overridden_hyperparameters_run_in_their_own_folder_with_each_seed(tmp_path, monkeypatch):
-  calls = []
-
-  def fake_nfrec(*args):
-    calls.append(args)
-    output = args[args.index("--output") + 1]
-    os.makedirs(output)
-    with open(os.path.join(output, "run_summary.json"), "w") as f:
-      json.dump({"output": output}, f)
-
-    class Done:
-      returncode = 0
-
-    return Done()
-
-  monkeypatch.setattr(quality_bench, "_nfrec", fake_nfrec)
-  monkeypatch.setattr(quality_bench, "prepare", lambda work_dir, dataset, shared: "/data")
+def test_overridden_hyperparameters_run_in_their_own_folder_with_each_seed(tmp_path, nfrec_calls):
+  calls = nfrec_calls
   overrides = ("rating_towers=true", "user_hidden_units=[256]")
   plain = quality_bench.run(str(tmp_path), "ml-100k", "default", False, "/shared")
   candidate = quality_bench.run(

@@ -382,12 +382,17 @@ def test_the_retrieval_loss_reaches_exactly_the_tower_layers(rating_towers):
   assert reached == _tower_variables(model)
 
 
-def test_the_rating_stage_trains_the_rating_head_and_leaves_retrieval_as_it_was():
-  hparams, features = _every_layer()
+def _trained_one_epoch(hparams, features):
+  """(model trained one epoch, its dataset, its steps, a batch of it)."""
   model = _model(hparams, features=features)
   dataset, steps = _batches(hparams, _ratings())
   model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0)
-  batch = next(iter(dataset))
+  return model, dataset, steps, next(iter(dataset))
+
+
+def test_the_rating_stage_trains_the_rating_head_and_leaves_retrieval_as_it_was():
+  hparams, features = _every_layer()
+  model, dataset, steps, batch = _trained_one_epoch(hparams, features)
   queries, candidates, ratings = model(batch)
   model.start_rating_stage(0.01)
   trainable = {variable.name for variable in model.trainable_variables}
@@ -410,10 +415,7 @@ def _rating_tower_variables(model):
 def test_the_rating_towers_start_as_the_towers_then_train_on_the_rating_loss_alone():
   hparams, features = _every_layer()
   hparams = hparams.replace(rating_towers=True)
-  model = _model(hparams, features=features)
-  dataset, steps = _batches(hparams, _ratings())
-  model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0)
-  batch = next(iter(dataset))
+  model, dataset, steps, batch = _trained_one_epoch(hparams, features)
   queries, candidates, ratings = model(batch)
   model.start_rating_stage(0.01)
   # Copied from the towers: the head reads towers of its own that rate as those did.
