@@ -18,11 +18,13 @@ $(STAMP): requirements.lock pyproject.toml
 run: $(STAMP)
 	$(BIN)/nfrec run
 
+# One worker per core (pytest-xdist), a test file's tests on one worker (its module
+# fixtures, such as the end-to-end run, are built once); the slowest tests listed.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --dist loadfile --durations=15
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not e2e"
+	$(BIN)/python -m pytest -q -n auto --dist loadfile -m "not e2e"
 
 # ruff: lint rules and the two-space format, configured in pyproject.toml.
 lint: $(STAMP)

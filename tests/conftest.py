@@ -39,6 +39,12 @@ TINY_SAMPLE = sample_data.SampleSpec(
 )
 
 
+def pytest_collection_modifyitems(items):
+  """The whole-pipeline tests first: the longest, so under `-n` (make test) they start at
+  once, each file on a worker, while the other workers take the unit tests."""
+  items.sort(key=lambda item: item.get_closest_marker("e2e") is None)
+
+
 @pytest.fixture(scope="session")
 def tiny_data_dir(tmp_path_factory):
   """A small Netflix-layout data folder (ratings/ and movies/)."""
