@@ -19,12 +19,15 @@ run: $(STAMP)
 	$(BIN)/nfrec run
 
 # One worker per core (pytest-xdist), a test file's tests on one worker (its module
-# fixtures, such as the end-to-end run, are built once); the slowest tests listed.
+# fixtures, such as the end-to-end run, are built once).
+PYTEST := $(BIN)/python -m pytest -q -n auto --dist loadfile
+
+# The slowest tests listed, so CI's log shows where the time goes.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n auto --dist loadfile --durations=15
+	$(PYTEST) --durations=15
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -n auto --dist loadfile -m "not e2e"
+	$(PYTEST) -m "not e2e"
 
 # ruff: lint rules and the two-space format, configured in pyproject.toml.
 lint: $(STAMP)
