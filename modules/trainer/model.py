@@ -326,6 +326,16 @@ class RecommenderModel(tfrs.Model):
         weights / weights.sum(), tf.float32, "negative_sampling_probability"
       )
 
+  def _trackable_children(self, save_type="checkpoint", **kwargs):
+    """A SavedModel leaves the optimizer out: its state (Adam's two slots per weight,
+    as large as the embedding tables twice over) only serves further training, and
+    nothing trains an exported model (warm start begins a new optimizer). Training
+    checkpoints ("checkpoint") keep it, to resume where they stopped."""
+    children = super()._trackable_children(save_type, **kwargs)
+    if save_type == "savedmodel":
+      children.pop("optimizer", None)
+    return children
+
   # ---------------------------------------------------------------------------
   # Ids: an id without training ratings (or dropped in training) uses the OOV row.
 
