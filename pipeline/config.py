@@ -153,7 +153,10 @@ PRESETS = {
     # rating head alone, selected on validation RMSE (docs/results.md, "The rating stage").
     rating_stage_epochs=10,
     rating_stage_learning_rate=0.001,
-    rating_towers=False,
+    # The stage trains a copy of the selected towers for the rating head: Netflix-subset
+    # RMSE 0.9637 against 0.9763 (mean of 3 seeds), retrieval unchanged; on ML-100K and
+    # ML-1M the stage keeps no epoch, as without (docs/results.md, "Rating towers").
+    rating_towers=True,
     seed=42,
     jit_compile=False,
     steps_per_execution=STEPS_PER_EXECUTION,

@@ -90,6 +90,7 @@ class HParams:
   # The rating stage trains a copy of the selected towers on the rating loss alone, which
   # the rating head then reads, instead of freezing the rating head's input: retrieval keeps
   # the towers it was selected with, the rating gets towers of its own (twice the tables).
+  # Only with a rating stage to train them (see trains_rating_towers).
   rating_towers: bool
   seed: int
   # Execution (how, not what, it learns).
@@ -159,8 +160,6 @@ class HParams:
       problems.append(
         f"rating_stage_learning_rate must be positive, got {self.rating_stage_learning_rate}"
       )
-    if self.rating_towers and not self.rating_stage_epochs:
-      problems.append("rating_towers trains in the rating stage: set rating_stage_epochs too")
     if not 0 <= self.history_pooling_power <= 1:
       problems.append(f"history_pooling_power must be in [0, 1], got {self.history_pooling_power}")
     if self.retrieval_temperature <= 0:
@@ -192,6 +191,13 @@ class HParams:
         for name, value in values.items()
       }
     )
+
+  @property
+  def trains_rating_towers(self) -> bool:
+    """Whether the model has rating towers: rating_towers with a rating stage to train
+    them. Without one (the seed preset, the Tuner's trials, `rating_stage_epochs=0`)
+    there is nothing to copy them into, and the model is the one without them."""
+    return self.rating_towers and self.rating_stage_epochs > 0
 
   def replace(self, **overrides) -> HParams:
     """A copy with some knobs changed; an unknown knob is an error that lists the known ones."""

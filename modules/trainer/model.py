@@ -277,7 +277,7 @@ class RecommenderModel(tfrs.Model):
       self.user_bias = _embedding(num_users + 1, 1, user_l2, "zeros", name="user_bias")
       self.movie_bias = _embedding(num_movies + 1, 1, l2, "zeros", name="movie_bias")
       self.global_bias = tf.Variable(self.global_mean, name="global_bias")
-    if hparams.rating_towers:
+    if hparams.trains_rating_towers:
       # Unused until the rating stage copies the selected towers into them; built now,
       # since a Keras model that is never called before training has no weights to list.
       for name in self.TOWER_LAYERS:
@@ -385,7 +385,7 @@ class RecommenderModel(tfrs.Model):
   def reads_rating_towers(self) -> bool:
     """Whether the rating head reads towers of its own (rating_towers, once the rating
     stage has copied them); before that it reads the retrieval towers, as without them."""
-    return self.hparams.rating_towers and self.rating_stage
+    return self.hparams.trains_rating_towers and self.rating_stage
 
   def _history_items(self, movies, ratings):
     """History embeddings and the same weighted by the centered rating (with the rating
@@ -501,7 +501,7 @@ class RecommenderModel(tfrs.Model):
     bias = _squeeze(self.user_bias(row)) if self.hparams.use_bias else tf.zeros_like(vector[:, 0])
     if pooled is not None:
       bias += _squeeze(self.history_bias(pooled))
-    if self.hparams.rating_towers:
+    if self.hparams.trains_rating_towers:
       rating = vector
       if self.reads_rating_towers:
         rating = self._user_vector(row, rating_pooled, RATING_PREFIX)
@@ -535,7 +535,7 @@ class RecommenderModel(tfrs.Model):
       title_tokens = tf.gather(self.title_tokens, feature_row)
       year_bucket = tf.gather(self.year_bucket, feature_row)
     vector = self._movie_vector(row, title_tokens, year_bucket)
-    if self.hparams.rating_towers:
+    if self.hparams.trains_rating_towers:
       rating = vector
       if self.reads_rating_towers:
         rating = self._movie_vector(row, title_tokens, year_bucket, RATING_PREFIX)
@@ -571,7 +571,7 @@ class RecommenderModel(tfrs.Model):
   def rating_part_start(self) -> int:
     """Where the rating head's part of a tower's vector starts: after the retrieval part
     with rating_towers, else it is the retrieval part (the rating factors follow it)."""
-    return self.hparams.embedding_dim if self.hparams.rating_towers else 0
+    return self.hparams.embedding_dim if self.hparams.trains_rating_towers else 0
 
   def query(self, user_vector):
     """The retrieval query: [u, 1] with the folded retrieval bias, else u (a tower's
@@ -727,7 +727,7 @@ class RecommenderModel(tfrs.Model):
       if hasattr(self, name):
         getattr(self, name).trainable = False
     self.rating_stage = True
-    if self.hparams.rating_towers:
+    if self.hparams.trains_rating_towers:
       for name in self.TOWER_LAYERS:
         twin = getattr(self, RATING_PREFIX + name, None)
         if twin is not None:

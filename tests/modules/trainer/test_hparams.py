@@ -48,9 +48,10 @@ def test_a_bad_value_fails_with_its_name(knob, value, message):
 
 
 def test_rating_towers_need_the_rating_stage_that_trains_them():
-  with pytest.raises(ValueError, match="rating_towers trains in the rating stage"):
-    DEFAULT.replace(rating_towers=True, rating_stage_epochs=0)
-  assert DEFAULT.replace(rating_towers=True).rating_towers
+  assert DEFAULT.rating_towers and DEFAULT.rating_stage_epochs
+  assert DEFAULT.trains_rating_towers
+  assert not DEFAULT.replace(rating_stage_epochs=0).trains_rating_towers
+  assert not DEFAULT.replace(rating_towers=False).trains_rating_towers
 
 
 def test_a_lower_rate_is_accepted_with_a_lower_floor():

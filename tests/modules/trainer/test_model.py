@@ -141,7 +141,9 @@ def test_the_pooled_history_divides_each_sum_by_its_count_to_the_pooling_power(p
 
 
 def test_an_mlp_on_the_pooled_history_adds_to_its_linear_projection():
-  model = _model(_hparams(history_window=3, recent_window=2, user_hidden_units=(16,)))
+  model = _model(
+    _hparams(history_window=3, recent_window=2, user_hidden_units=(16,), rating_towers=False)
+  )
   model.build_variables()
   movies = tf.constant([[4, 7, 1], [2, 9, 0]], tf.int64)
   sums = model.history_sums(movies, tf.constant([[5.0, 1, 3], [4.0, 2, 0]]), tf.constant([3, 2]))
@@ -187,7 +189,7 @@ def test_content_features_give_a_movie_without_ratings_its_own_vector():
 
 
 def test_retrieval_bias_is_folded_into_the_vectors():
-  model = _model(_hparams(retrieval_bias=True)).build_variables()
+  model = _model(_hparams(retrieval_bias=True, rating_towers=False)).build_variables()
   model.movie_retrieval_bias.embeddings.assign(tf.fill([NUM_MOVIES + 1, 1], 0.5))
   users, movies = tf.constant([0, 1], tf.int64), tf.constant([2, 3], tf.int64)
   user_vector, _ = model.user_tower(users)
@@ -200,7 +202,7 @@ def test_retrieval_bias_is_folded_into_the_vectors():
 
 
 def test_rating_factors_extend_the_vectors_but_not_the_retrieval_query():
-  hparams = _hparams(rating_factors=4, embedding_dim=8)
+  hparams = _hparams(rating_factors=4, embedding_dim=8, rating_towers=False)
   model = _model(hparams).build_variables()
   user_vector, _ = model.user_tower(tf.constant([0], tf.int64))
   assert user_vector.shape[1] == 8 + 4
