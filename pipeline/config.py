@@ -154,8 +154,8 @@ PRESETS = {
     rating_stage_epochs=10,
     rating_stage_learning_rate=0.001,
     # The stage trains a copy of the selected towers for the rating head: Netflix-subset
-    # RMSE 0.9637 against 0.9763 (mean of 3 seeds), retrieval unchanged; on ML-100K and
-    # ML-1M the stage keeps no epoch, as without (docs/results.md, "Rating towers").
+    # RMSE 0.9637 against 0.9763 (mean of 3 seeds), retrieval unchanged; ML-100K within
+    # the seeds' spread, ML-1M's stage kept no epoch (docs/results.md, "Rating towers").
     rating_towers=True,
     seed=42,
     jit_compile=False,
