@@ -88,7 +88,6 @@ def export_core(
     global_mean=3.5,
     features=model_lib.MovieFeatures.for_vocabulary(catalog, movies),
   )
-  model.build_variables()
   export_dir = os.path.join(directory, "core_model")
   export.export_core_model(model, VocabularyFiles(directory, users, movies), export_dir)
   return export_dir

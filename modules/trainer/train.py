@@ -344,7 +344,7 @@ def fit(
   strategy = strategy or tf.distribute.get_strategy()
   with strategy.scope():
     model = _build(train, num_users, num_movies, hparams, steps, features)
-    warm = warm_from.apply(model.build_variables()) if warm_from else None
+    warm = warm_from.apply(model) if warm_from else None
   on_validation = ValidationCallback(validation_metrics)
   stopping = []
   if hparams.early_stopping_patience:
@@ -394,7 +394,7 @@ def fit(
     with strategy.scope():
       model = _build(both, num_users, num_movies, hparams, steps, features)
       if warm_from:
-        warm_from.apply(model.build_variables())
+        warm_from.apply(model)
     started = time.time()
     refit_progress = progress.TrainingProgress(progress.REFIT, best + 1, steps, hparams.batch_size)
     model.fit(

@@ -477,3 +477,24 @@ def test_without_sparse_user_l2_the_user_tables_keep_the_table_wide_l2():
   model.build_variables()
   assert model.user_embedding.losses and model.user_bias.losses
   assert not hasattr(model, "user_l2_weights")
+
+
+def test_autograph_calls_tf_keras_as_it_is():
+  # Else every first trace of a training step transpiles Keras's own code (seconds each).
+  from tensorflow.python.autograph.impl import conversion
+
+  assert conversion.is_allowlisted(tf.keras.layers.Dense.__call__)
+  assert not conversion.is_allowlisted(model_lib.RecommenderModel.compute_loss)
+
+
+def test_a_compiled_model_has_its_variables_and_the_optimizer_its_slots():
+  # Made before the first step, so Keras's training step is traced once, not twice.
+  def adam_slots(model):  # the step counter, then two slots per trainable variable
+    return len(model.optimizer.variables) - 1
+
+  model = model_lib.build_model(NUM_USERS, NUM_MOVIES, _hparams(rating_stage_epochs=1))
+  trained = len(model.trainable_variables)
+  assert adam_slots(model) == 2 * trained > 0
+  model.start_rating_stage(0.001)  # a fresh optimizer, for the stage's variables only
+  assert 0 < len(model.trainable_variables) < trained
+  assert adam_slots(model) == 2 * len(model.trainable_variables)
