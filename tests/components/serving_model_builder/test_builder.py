@@ -77,7 +77,7 @@ def test_the_exported_model_rates_with_its_rating_towers_and_retrieves_with_the_
     movie_counts=np.ones(len(MOVIES)),
     global_mean=3.5,
     features=model_lib.MovieFeatures.for_vocabulary(CATALOG, MOVIES),
-  ).build_variables()
+  )
   model.start_rating_stage(0.001)
   for name in ("user_embedding", "movie_embedding", "history_embedding", "token_embedding"):
     twin = getattr(model, model_lib.RATING_PREFIX + name)  # as if the stage had trained them

@@ -81,7 +81,7 @@ def test_history_sums_of_a_sequence_equal_those_of_padded_histories():
   describe a user by the same sums when a query pools the training window
   (query_history_window=0; a longer query window is tested below)."""
   hparams = _hparams(history_window=3, recent_window=2, query_history_window=0)
-  model = _model(hparams).build_variables()
+  model = _model(hparams)
   # One chunk: the OOV padding user, then user 1's five rows, then user 2's three.
   users = np.array([[NUM_USERS, 1, 1, 1, 1, 1, 2, 2, 2]])
   movies = np.array([[NUM_MOVIES, 4, 7, 1, 9, 4, 3, 8, 2]])
@@ -113,7 +113,6 @@ def test_a_query_pools_the_query_window_of_the_history(query_window, pooled):
   """Training pools at most history_window ratings; a query pools query_history_window
   (0: the same), counted back from the newest."""
   model = _model(_hparams(history_window=3, recent_window=2, query_history_window=query_window))
-  model.build_variables()
   movies = tf.constant([[4, 7, 1, 9, 4, 3]], tf.int64)
   ratings = tf.constant([[5.0, 1, 3, 4, 2, 5]])
   sums = model.history_sums(movies, ratings, tf.constant([6]))
@@ -127,7 +126,6 @@ def test_a_query_pools_the_query_window_of_the_history(query_window, pooled):
 def test_the_pooled_history_divides_each_sum_by_its_count_to_the_pooling_power(power):
   """1.0: the means; 0.5: a long history's pooled vector does not shrink toward its mean."""
   model = _model(_hparams(history_window=4, recent_window=2, history_pooling_power=power))
-  model.build_variables()
   movies = tf.constant([[4, 7, 1, 9], [2, 9, 0, 0]], tf.int64)
   sums = model.history_sums(movies, tf.constant([[5.0, 1, 3, 4], [4.0, 2, 0, 0]]), [4, 2])
   pooled = model.pooled_history(sums).numpy()
@@ -144,7 +142,6 @@ def test_an_mlp_on_the_pooled_history_adds_to_its_linear_projection():
   model = _model(
     _hparams(history_window=3, recent_window=2, user_hidden_units=(16,), rating_towers=False)
   )
-  model.build_variables()
   movies = tf.constant([[4, 7, 1], [2, 9, 0]], tf.int64)
   sums = model.history_sums(movies, tf.constant([[5.0, 1, 3], [4.0, 2, 0]]), tf.constant([3, 2]))
   users = tf.constant([1, 2], tf.int64)
@@ -162,7 +159,7 @@ def test_an_mlp_on_the_pooled_history_adds_to_its_linear_projection():
 def test_ids_without_training_ratings_and_dropped_ids_use_the_oov_row():
   trained = np.ones(NUM_USERS, bool)
   trained[3] = False
-  model = _model(_hparams(user_id_dropout=0.5), trained_users=trained).build_variables()
+  model = _model(_hparams(user_id_dropout=0.5), trained_users=trained)
   rows = model.user_row(tf.constant([2, 3, NUM_USERS], tf.int64)).numpy()
   assert rows.tolist() == [2, NUM_USERS, NUM_USERS]
   # Dropout only in training, about the configured share.
@@ -175,7 +172,7 @@ def test_content_features_give_a_movie_without_ratings_its_own_vector():
   tokens = np.zeros((NUM_MOVIES + 1, 2), np.int64)
   tokens[0], tokens[1] = [1, 2], [3, 0]
   features = model_lib.MovieFeatures(tokens, np.arange(NUM_MOVIES + 1) % 4, 5, 4)
-  model = _model(_hparams(), features=features).build_variables()
+  model = _model(_hparams(), features=features)
   oov = tf.constant([NUM_MOVIES, NUM_MOVIES], tf.int64)
   vectors, _, _ = model.movie_tower(oov, tf.constant([[1, 2], [3, 0]]), tf.constant([0, 1]))
   # Both use the OOV id row; their titles and years tell them apart.
@@ -189,7 +186,7 @@ def test_content_features_give_a_movie_without_ratings_its_own_vector():
 
 
 def test_retrieval_bias_is_folded_into_the_vectors():
-  model = _model(_hparams(retrieval_bias=True, rating_towers=False)).build_variables()
+  model = _model(_hparams(retrieval_bias=True, rating_towers=False))
   model.movie_retrieval_bias.embeddings.assign(tf.fill([NUM_MOVIES + 1, 1], 0.5))
   users, movies = tf.constant([0, 1], tf.int64), tf.constant([2, 3], tf.int64)
   user_vector, _ = model.user_tower(users)
@@ -203,7 +200,7 @@ def test_retrieval_bias_is_folded_into_the_vectors():
 
 def test_rating_factors_extend_the_vectors_but_not_the_retrieval_query():
   hparams = _hparams(rating_factors=4, embedding_dim=8, rating_towers=False)
-  model = _model(hparams).build_variables()
+  model = _model(hparams)
   user_vector, _ = model.user_tower(tf.constant([0], tf.int64))
   assert user_vector.shape[1] == 8 + 4
   assert model.query(user_vector).shape[1] == 8 + int(hparams.retrieval_bias)
@@ -280,7 +277,7 @@ def test_sampled_negatives_estimate_the_softmax_over_the_whole_catalog():
   """With logQ-corrected samples the loss converges to the catalog softmax's: many
   draws from a small catalog give the same loss as scoring every movie."""
   flat = dict(history_window=0, recent_window=0, batch_size=64, user_id_dropout=0.0)
-  catalog = _model(_hparams(retrieval_candidates="all", **flat)).build_variables()
+  catalog = _model(_hparams(retrieval_candidates="all", **flat))
   sampled = _model(
     _hparams(
       retrieval_candidates="sampled",
@@ -289,7 +286,7 @@ def test_sampled_negatives_estimate_the_softmax_over_the_whole_catalog():
       **flat,
     ),
     movie_counts=np.arange(NUM_MOVIES) ** 2,  # far from uniform: the correction matters
-  ).build_variables()
+  )
   _same_weights(catalog, sampled)
   batch = next(iter(data.shuffled_batches(_ratings(), 64, 0)[0]))
   expected = catalog.compute_loss(batch).numpy()
@@ -331,10 +328,8 @@ def test_a_users_rated_movies_in_the_batch_are_no_sampled_negatives():
 
 def test_a_catalog_no_larger_than_the_sample_is_scored_whole_and_exactly():
   flat = dict(history_window=0, recent_window=0, batch_size=64, user_id_dropout=0.0)
-  catalog = _model(_hparams(retrieval_candidates="all", **flat)).build_variables()
-  small = _model(
-    _hparams(retrieval_candidates="sampled", retrieval_negatives=NUM_MOVIES, **flat)
-  ).build_variables()
+  catalog = _model(_hparams(retrieval_candidates="all", **flat))
+  small = _model(_hparams(retrieval_candidates="sampled", retrieval_negatives=NUM_MOVIES, **flat))
   larger = _hparams(retrieval_candidates="sampled", retrieval_negatives=NUM_MOVIES - 1, **flat)
   assert small.scores_whole_catalog and not _model(larger).scores_whole_catalog
   _same_weights(catalog, small)
@@ -371,7 +366,7 @@ def test_the_retrieval_loss_reaches_exactly_the_tower_layers(rating_towers):
   # The rating stage freezes TOWER_LAYERS: that list must hold all retrieval reads.
   hparams, features = _every_layer()
   hparams = hparams.replace(rating_weight=0.0, rating_towers=rating_towers)
-  model = _model(hparams, features=features).build_variables()
+  model = _model(hparams, features=features)
   batch = next(iter(_batches(hparams, _ratings())[0]))
   with tf.GradientTape() as tape:
     loss = model.compute_loss(batch, training=True)
@@ -445,7 +440,7 @@ def test_sparse_user_l2_regularizes_an_epoch_as_the_table_wide_l2_through_the_ba
   ratings = _ratings()
   dataset, steps = _batches(hparams, ratings)
   counts = np.bincount(ratings.user, minlength=NUM_USERS)
-  model = _model(hparams, steps_per_epoch=steps, user_counts=counts).build_variables()
+  model = _model(hparams, steps_per_epoch=steps, user_counts=counts)
   rng = np.random.default_rng(0)
   model.user_bias.embeddings.assign(rng.normal(size=(NUM_USERS + 1, 1)).astype(np.float32))
   # No table-wide regularizer on the user tables (the movie side keeps its own).
@@ -474,7 +469,6 @@ def test_sparse_user_l2_regularizes_an_epoch_as_the_table_wide_l2_through_the_ba
 
 def test_without_sparse_user_l2_the_user_tables_keep_the_table_wide_l2():
   model = _model(_hparams(l2_per_epoch=0.012, sparse_user_l2=False), steps_per_epoch=10)
-  model.build_variables()
   assert model.user_embedding.losses and model.user_bias.losses
   assert not hasattr(model, "user_l2_weights")
 

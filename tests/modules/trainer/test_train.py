@@ -41,7 +41,7 @@ def _ratings(users, movies, ratings, time=None):
 
 def test_validation_ranks_every_movie_excludes_the_history_and_rates_known_pairs():
   hparams = _ids_only_hparams()
-  model = model_lib.build_model(3, 4, hparams).build_variables()
+  model = model_lib.build_model(3, 4, hparams)
   model.user_embedding.embeddings.assign([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0], [0.0, 0.0]])
   model.movie_embedding.embeddings.assign(
     [[3.0, 0.0], [2.0, 1.0], [1.0, 2.0], [0.0, 3.0], [0.0, 0.0]]
@@ -65,7 +65,7 @@ def test_validation_ranks_the_cold_catalog_movies_as_the_served_index_does():
   """A catalog movie without ratings is a candidate at serving (the OOV row, its title
   and year): validation ranks it too, so it can push a rated movie out of the top 10."""
   hparams = _ids_only_hparams()
-  model = model_lib.build_model(2, 11, hparams).build_variables()
+  model = model_lib.build_model(2, 11, hparams)
   model.user_embedding.embeddings.assign([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]])
   # Movie i scores 11 - i for user 0; the OOV row (the cold movie's) scores 20.
   model.movie_embedding.embeddings.assign([[11.0 - i, 0.0] for i in range(11)] + [[20.0, 0.0]])
@@ -81,7 +81,7 @@ def test_validation_ranks_the_cold_catalog_movies_as_the_served_index_does():
 
 def test_a_cold_movie_in_validation_has_the_popularity_term_of_half_a_rating():
   hparams = _hparams(embedding_dim=2, history_window=0, content_features=False, rating_factors=0)
-  model = model_lib.build_model(2, 3, hparams).build_variables()
+  model = model_lib.build_model(2, 3, hparams)
   model.movie_retrieval_bias.embeddings.assign([[1.0], [2.0], [3.0], [9.0]])  # OOV row: 9
   history = _ratings([0, 0, 1, 0, 1, 0], [0, 1, 1, 2, 2, 2], [5.0] * 6)  # counts 1, 2, 3
   cold = cold_movies.ColdMovies(np.zeros((1, 1), np.int64), np.zeros(1, np.int64))
@@ -243,7 +243,7 @@ def test_history_chunk_sets_the_targets_per_chunk_of_the_training_batches(chunk)
 @pytest.mark.parametrize("query_window", [0, 6])
 def test_validation_queries_pool_the_query_window_of_each_history(query_window):
   hparams = _hparams(history_window=3, recent_window=1, query_history_window=query_window)
-  model = model_lib.build_model(2, 8, hparams).build_variables()
+  model = model_lib.build_model(2, 8, hparams)
   # User 0 rated six movies (oldest first), user 1 one.
   history = _ratings([0, 0, 0, 0, 0, 0, 1], [1, 2, 3, 4, 5, 6, 7], [5.0, 1, 4, 2, 3, 5, 4])
   histories = interactions.Histories(history, 2)
@@ -261,7 +261,7 @@ def test_validation_rates_pairs_in_bounded_calls_with_the_same_errors():
   depend on the slice size (the default preset: history and title words)."""
   tokens = np.random.default_rng(0).integers(0, 9, (16, 3))
   features = model_lib.MovieFeatures(tokens, np.arange(16) % 4, 9, 4)
-  model = model_lib.build_model(20, 15, _hparams(), features=features).build_variables()
+  model = model_lib.build_model(20, 15, _hparams(), features=features)
   history = _signal(300, 20, 15, seed=1)
   validation = trainer_lib.Validation(history, _signal(101, 20, 15, seed=2), 20, 15, seed=0)
   users = np.unique(validation.pairs.user)

@@ -31,7 +31,7 @@ def test_ids_in_both_vocabularies_keep_their_rows_new_ids_start_fresh(previous):
     len(movies),
     config_lib.PRESETS["default"],
     features=model_lib.MovieFeatures.for_vocabulary(CATALOG, movies),
-  ).build_variables()
+  )
   fresh_user_rows = model.user_embedding.embeddings.numpy().copy()
   report = warm_start.warm_start(model, previous, users, movies)
   assert report["remapped_users"] == 2 and report["remapped_movies"] == 2
