@@ -33,9 +33,10 @@ RUN_FN = "modules.trainer.run.run_fn"
 TUNER_FN = "modules.tuner.tuner.tuner_fn"
 
 # How the Trainer executes (not what it learns): several steps per call; XLA for the
-# ids-only seed model (1.7x the examples/s), not for the history-reading default
-# (measured when its history sums were prefix sums, which XLA compiled into a reduce-window
-# 8x slower than TF's cumsum; not measured again since they became a matrix product).
+# ids-only seed model (1.7x the examples/s), not for the history-reading default: its
+# steps run 1.4x faster compiled, but each of the Trainer's four traces then compiles for
+# about 2 minutes (a net loss on the sample), and with sampled negatives (catalogs over
+# 4,096 movies) the compiled step asks for 75 GB (docs/results.md, "XLA for the default").
 STEPS_PER_EXECUTION = 16
 
 # Model presets. `seed` is the original notebook's configuration, kept reproducible;
