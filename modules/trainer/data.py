@@ -66,7 +66,10 @@ def shuffled_batches(ratings: Ratings, batch_size: int, seed: int) -> tuple[tf.d
   dataset = _prefetched(
     tf.data.Dataset.counter()
     .flat_map(epoch_of_batches)
-    .map(lambda rows: {name: tf.gather(values, rows) for name, values in columns.items()})
+    .map(
+      lambda rows: {name: tf.gather(values, rows) for name, values in columns.items()},
+      num_parallel_calls=tf.data.AUTOTUNE,
+    )
   )
   return dataset, steps
 
