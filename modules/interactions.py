@@ -91,6 +91,24 @@ def rows_per_call(most: int, width: int, cells: int) -> int:
   return max(1, min(most, cells // max(width, 1)))
 
 
+def calls_by_length(lengths: np.ndarray, most: int, cells: int) -> list[np.ndarray]:
+  """Positions into `lengths` (each row's history length, window-capped), one array per
+  tower call, shortest histories first: a call pads its rows to its longest, so rows of
+  alike lengths pad little. Each call holds at most `most` rows and `cells` padded
+  entries (at least one row); together they cover every position once."""
+  order = np.argsort(lengths, kind="stable")
+  width = np.maximum(np.asarray(lengths)[order], 1)
+  calls, start = [], 0
+  while start < len(order):
+    stop = min(len(order), start + most)
+    # (rows so far) x (the last row's width) only grows with each row added.
+    fits = np.arange(1, stop - start + 1) * width[start:stop] <= cells
+    stop = start + max(1, int(fits.sum()))
+    calls.append(order[start:stop])
+    start = stop
+  return calls
+
+
 def slices(count: int, size: int):
   """Consecutive slices of at most `size` covering range(count): one tower call each."""
   for start in range(0, count, size):

@@ -62,20 +62,34 @@ def distribution_strategy(name: str) -> tf.distribute.Strategy:
 def user_queries(
   model: model_lib.RecommenderModel, histories: interactions.Histories, users: np.ndarray
 ):
-  """(retrieval queries [U, D], user vectors [U, d], user biases [U]) from histories."""
+  """(retrieval queries [U, D], user vectors [U, d], user biases [U]) from histories,
+  in the order of `users`."""
+  window = model.query_window
+  lengths = np.minimum(histories.lengths(users), window) if window else np.zeros(len(users))
+  # Called every epoch: users of alike history lengths share a call, so few calls pad
+  # little (32 users a call at the 4,096-rating query window took 0.9 s of the sample's
+  # 1.2 s validation pass).
+  calls = interactions.calls_by_length(lengths, USERS_PER_CALL, HISTORY_ROWS_PER_CALL)
   queries, vectors, biases = [], [], []
-  per_call = interactions.rows_per_call(USERS_PER_CALL, model.query_window, HISTORY_ROWS_PER_CALL)
-  for part in interactions.slices(len(users), per_call):
-    chunk = users[part]
+  for call in calls:
+    chunk = users[call]
     sums = None
-    if model.hparams.history_window:
-      movies, ratings, length = histories.padded(chunk, model.query_window)
+    if window:
+      movies, ratings, length = histories.padded(chunk, window)
       sums = model.history_sums(movies, ratings, length)
     vector, bias = model.user_tower(tf.constant(chunk, tf.int64), sums)
     queries.append(model.query(vector).numpy())
     vectors.append(vector.numpy())
     biases.append(bias.numpy())
-  return np.concatenate(queries), np.concatenate(vectors), np.concatenate(biases)
+  order = np.concatenate(calls)
+  return tuple(_placed(np.concatenate(parts), order) for parts in (queries, vectors, biases))
+
+
+def _placed(values: np.ndarray, order: np.ndarray) -> np.ndarray:
+  """values[i] belongs at position order[i]."""
+  placed = np.empty_like(values)
+  placed[order] = values
+  return placed
 
 
 class Validation:

@@ -137,6 +137,19 @@ def test_rows_per_call_bound_the_history_entries_of_a_tower_call():
   assert interactions.rows_per_call(512, 10**9, 250_000) == 1  # at least one row
 
 
+def test_calls_by_length_cover_every_row_once_in_bounded_calls_of_alike_lengths():
+  lengths = np.array([5, 0, 300, 7, 6, 1, 299, 2])
+  calls = interactions.calls_by_length(lengths, most=3, cells=600)
+  assert sorted(np.concatenate(calls).tolist()) == list(range(8))
+  for call in calls:  # at most 3 rows, and rows x the longest (at least 1) <= 600
+    assert 1 <= len(call) <= 3
+    assert len(call) * max(lengths[call].max(), 1) <= 600
+  # Shortest first: the two long histories share a call, padded to 300, not the short ones.
+  assert [lengths[call].tolist() for call in calls] == [[0, 1, 2], [5, 6, 7], [299, 300]]
+  # A row longer than `cells` still gets a call of its own.
+  assert [c.tolist() for c in interactions.calls_by_length(np.array([10, 1]), 4, 5)] == [[1], [0]]
+
+
 def test_slices_cover_the_range_once_in_bounded_parts():
   parts = list(interactions.slices(10, 4))
   assert parts == [slice(0, 4), slice(4, 8), slice(8, 10)]

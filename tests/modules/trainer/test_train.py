@@ -256,6 +256,19 @@ def test_validation_queries_pool_the_query_window_of_each_history(query_window):
   np.testing.assert_allclose(queries[0], model.query(expected)[0].numpy(), atol=1e-5)
 
 
+def test_validation_queries_keep_the_order_of_the_users_asked_for():
+  """Users are grouped into calls by history length; the outputs follow `users`."""
+  model = model_lib.build_model(20, 15, _hparams())
+  histories = interactions.Histories(_signal(300, 20, 15, seed=1), 20)
+  users = np.array([7, 3, 19, 0, 11])
+  queries, vectors, biases = trainer_lib.user_queries(model, histories, users)
+  for position, user in enumerate(users):
+    one = trainer_lib.user_queries(model, histories, np.array([user]))
+    np.testing.assert_allclose(queries[position], one[0][0], atol=1e-5)
+    np.testing.assert_allclose(vectors[position], one[1][0], atol=1e-5)
+    np.testing.assert_allclose(biases[position], one[2][0], atol=1e-5)
+
+
 def test_validation_rates_pairs_in_bounded_calls_with_the_same_errors():
   """Large validation splits are rated a slice of pairs at a time; the errors do not
   depend on the slice size (the default preset: history and title words)."""
