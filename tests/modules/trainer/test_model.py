@@ -326,6 +326,31 @@ def test_a_users_rated_movies_in_the_batch_are_no_sampled_negatives():
   assert rated.any() and not rated.all()
 
 
+@pytest.mark.parametrize("chunked", [True, False])
+def test_the_whole_catalog_excludes_what_the_user_rated_in_the_chunk(chunked):
+  model = _model(_hparams(retrieval_candidates="all"))
+  rng = np.random.default_rng(4)
+  # Three chunks of width 8 (history + targets), the last 3 columns targets; users in runs.
+  chunk_users = np.sort(rng.integers(0, 4, (3, 8)), axis=1)
+  chunk_movies = rng.integers(0, NUM_MOVIES, (3, 8))
+  chunk_of_row = np.repeat([0, 1, 2], 3)
+  users, movies = chunk_users[:, 5:].reshape(-1), chunk_movies[:, 5:].reshape(-1)
+  chunks = (tf.constant(chunk_of_row), tf.constant(chunk_users), tf.constant(chunk_movies))
+  if not chunked:  # a flat batch: the batch's own rows are the chunk
+    chunks, chunk_of_row = None, np.zeros(len(users), np.int64)
+    chunk_users, chunk_movies = users[np.newaxis], movies[np.newaxis]
+  mask = model._catalog_mask(tf.constant(users), tf.constant(movies), chunks).numpy()
+  in_batch = np.eye(len(users), dtype=bool)
+  catalog = np.array(
+    [
+      [movie not in chunk_movies[chunk][chunk_users[chunk] == user] for movie in range(NUM_MOVIES)]
+      for user, chunk in zip(users, chunk_of_row, strict=True)
+    ]
+  )
+  np.testing.assert_array_equal(mask, np.concatenate([in_batch, catalog], axis=1))
+  assert not catalog.all()
+
+
 def test_a_catalog_no_larger_than_the_sample_is_scored_whole_and_exactly():
   flat = dict(history_window=0, recent_window=0, batch_size=64, user_id_dropout=0.0)
   catalog = _model(_hparams(retrieval_candidates="all", **flat))
