@@ -706,12 +706,12 @@ class RecommenderModel(tfrs.Model):
     rating_loss = tf.nn.compute_average_loss(per_example)
     if self.rating_stage:
       return rating_loss
-    candidates, score_mask, sampling_probability = positives, None, None
     if self.scores_whole_catalog:
       # Every movie is a negative, except the positive's own copy and the movies the
       # user rated in this batch's chunk: only unrated movies have to rank below.
-      candidates = tf.concat([positives, self.candidates()], axis=0)
-      score_mask = self._catalog_mask(users, movies, chunks)
+      retrieval_per_example = self._softmax_loss(
+        queries, positives, self.candidates(), self._unrated_in_chunk(users, movies, chunks)
+      )
     elif self.hparams.retrieval_candidates == "sampled":
       # The catalog softmax estimated from a sample of it (Bengio & Senecal, 2008):
       # `retrieval_negatives` movies drawn for the whole batch, each negative's logit
@@ -728,30 +728,26 @@ class RecommenderModel(tfrs.Model):
       # correction clips probabilities to at most 1 (an expected count may exceed it).
       # Scaled by the temperature, which divides the whole logit.
       correction = -self.hparams.retrieval_temperature * tf.math.log(expected_count)
-      queries = tf.concat([queries, tf.ones_like(queries[:, :1])], axis=1)
-      candidates = tf.concat(
-        [
-          tf.concat([positives, tf.zeros_like(positives[:, :1])], axis=1),
-          tf.concat([self.candidate(vector, retrieval_bias), correction[:, tf.newaxis]], axis=1),
-        ],
-        axis=0,
+      retrieval_per_example = self._softmax_loss(
+        tf.concat([queries, tf.ones_like(queries[:, :1])], axis=1),
+        tf.concat([positives, tf.zeros_like(positives[:, :1])], axis=1),
+        tf.concat([self.candidate(vector, retrieval_bias), correction[:, tf.newaxis]], axis=1),
+        ~self._rated_in_batch(users, movies, chunks, sampled),
       )
-      score_mask = tf.concat(
-        [tf.eye(tf.size(users)) > 0, ~self._rated_in_batch(users, movies, chunks, sampled)], axis=1
-      )
-    else:
+    else:  # the in-batch softmax: TFRS's Retrieval task
+      score_mask, sampling_probability = None, None
       if chunks is not None:  # the user's other rows in the batch are no negatives
         score_mask = tf.logical_or(users[:, tf.newaxis] != users, tf.eye(tf.size(users)) > 0)
       if self.sampling_probability is not None:
         sampling_probability = tf.gather(self.sampling_probability, movies)
-    retrieval_per_example = self.retrieval_task(
-      queries,
-      candidates,
-      candidate_sampling_probability=sampling_probability,
-      candidate_ids=movies if self.hparams.remove_accidental_hits else None,
-      compute_metrics=False,
-      score_mask=score_mask,
-    )
+      retrieval_per_example = self.retrieval_task(
+        queries,
+        positives,
+        candidate_sampling_probability=sampling_probability,
+        candidate_ids=movies if self.hparams.remove_accidental_hits else None,
+        compute_metrics=False,
+        score_mask=score_mask,
+      )
     retrieval_loss = (
       tf.nn.compute_average_loss(retrieval_per_example)
       if self.hparams.retrieval_loss_reduction == "mean"
@@ -793,10 +789,28 @@ class RecommenderModel(tfrs.Model):
       dtype=tf.int64,
     )[0]
 
-  def _catalog_mask(self, users, movies, chunks):
-    """[B, B + M]: the diagonal of the in-batch block, and every catalog movie but
-    those the row's user rated in the row's chunk (or in the batch, without chunks)."""
-    size = tf.size(users)
+  def _softmax_loss(self, queries, positives, negatives, unrated):
+    """Per-example softmax loss of each row's positive [B, D] against the `negatives`
+    [N, D] its user has not rated (`unrated` [B, N]), logits divided by the temperature.
+
+    TFRS's Retrieval task with the positives first among its candidates and a score mask
+    (the diagonal, then `unrated`) computes the same loss, but from [B, B + N] scores of
+    which the mask keeps one of each row's first B: here that block is its diagonal, the
+    positives' own scores ([B, 1 + N]): on the sample's catalog, a third less to score.
+    """
+    positive = tf.reduce_sum(queries * positives, axis=1, keepdims=True)
+    scores = tf.concat([positive, tf.matmul(queries, negatives, transpose_b=True)], axis=1)
+    scores /= self.hparams.retrieval_temperature
+    # Masked after the temperature, as the task does, so a mask value stays finite.
+    keep = tf.concat([tf.ones_like(unrated[:, :1]), unrated], axis=1)
+    scores = tf.where(keep, scores, tfrs.tasks.retrieval.MIN_FLOAT)
+    return tf.nn.sparse_softmax_cross_entropy_with_logits(
+      tf.zeros(tf.shape(scores)[:1], tf.int32), scores
+    )
+
+  def _unrated_in_chunk(self, users, movies, chunks):
+    """[B, M]: every catalog movie but those the row's user rated in the row's chunk
+    (or in the batch, without chunks)."""
     if chunks is None:
       chunk_of_row, chunk_users, chunk_movies = tf.zeros_like(users), users[None], movies[None]
     else:
@@ -820,7 +834,7 @@ class RecommenderModel(tfrs.Model):
     bins = tf.size(groups) * columns
     rated = tf.math.bincount(cells, weights=in_a_group, minlength=bins, maxlength=bins)
     rated = tf.gather(tf.reshape(rated, [-1, columns]), tf.searchsorted(groups, target_keys))
-    return tf.concat([tf.eye(size) > 0, rated[:, : self.num_movies] == 0], axis=1)
+    return rated[:, : self.num_movies] == 0
 
   def _rated_in_batch(self, users, movies, chunks, sampled):
     """[B, S]: True where the row's user rated movie `sampled[s]` in the batch (its

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import tensorflow as tf
+import tensorflow_recommenders as tfrs
 
 from modules import interactions
 from modules.trainer import data
@@ -326,6 +327,33 @@ def test_a_users_rated_movies_in_the_batch_are_no_sampled_negatives():
   assert rated.any() and not rated.all()
 
 
+@pytest.mark.parametrize("temperature", [1.0, 0.2])
+def test_the_catalog_softmax_is_tfrs_retrieval_loss_with_the_positives_first(temperature):
+  model = _model(_hparams(retrieval_candidates="all", retrieval_temperature=temperature))
+  rng = np.random.default_rng(5)
+  queries, positives = rng.normal(size=(6, 4)), rng.normal(size=(6, 4))
+  negatives, unrated = rng.normal(size=(9, 4)), rng.random((6, 9)) > 0.3
+  loss = model._softmax_loss(
+    tf.constant(queries, tf.float32),
+    tf.constant(positives, tf.float32),
+    tf.constant(negatives, tf.float32),
+    tf.constant(unrated),
+  )
+  task = tfrs.tasks.Retrieval(
+    loss=tf.keras.losses.CategoricalCrossentropy(
+      from_logits=True, reduction=tf.keras.losses.Reduction.NONE
+    ),
+    temperature=temperature,
+  )
+  expected = task(
+    tf.constant(queries, tf.float32),
+    tf.constant(np.concatenate([positives, negatives]), tf.float32),
+    compute_metrics=False,
+    score_mask=tf.constant(np.concatenate([np.eye(6, dtype=bool), unrated], axis=1)),
+  )
+  np.testing.assert_allclose(loss.numpy(), expected.numpy(), rtol=1e-5)
+
+
 @pytest.mark.parametrize("chunked", [True, False])
 def test_the_whole_catalog_excludes_what_the_user_rated_in_the_chunk(chunked):
   model = _model(_hparams(retrieval_candidates="all"))
@@ -339,16 +367,15 @@ def test_the_whole_catalog_excludes_what_the_user_rated_in_the_chunk(chunked):
   if not chunked:  # a flat batch: the batch's own rows are the chunk
     chunks, chunk_of_row = None, np.zeros(len(users), np.int64)
     chunk_users, chunk_movies = users[np.newaxis], movies[np.newaxis]
-  mask = model._catalog_mask(tf.constant(users), tf.constant(movies), chunks).numpy()
-  in_batch = np.eye(len(users), dtype=bool)
-  catalog = np.array(
+  unrated = model._unrated_in_chunk(tf.constant(users), tf.constant(movies), chunks).numpy()
+  expected = np.array(
     [
       [movie not in chunk_movies[chunk][chunk_users[chunk] == user] for movie in range(NUM_MOVIES)]
       for user, chunk in zip(users, chunk_of_row, strict=True)
     ]
   )
-  np.testing.assert_array_equal(mask, np.concatenate([in_batch, catalog], axis=1))
-  assert not catalog.all()
+  np.testing.assert_array_equal(unrated, expected)
+  assert not expected.all()
 
 
 def test_a_catalog_no_larger_than_the_sample_is_scored_whole_and_exactly():
