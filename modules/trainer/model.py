@@ -416,14 +416,14 @@ class RecommenderModel(tfrs.Model):
     stage has copied them); before that it reads the retrieval towers, as without them."""
     return self.hparams.trains_rating_towers and self.rating_stage
 
-  def _history_items(self, movies):
-    """History embeddings (with the rating towers read, their history embeddings beside:
-    [..., 2d], split by _split_sums)."""
+  def _history_items(self, movies) -> list:
+    """History embeddings [..., d], and with the rating towers read, theirs (summed apart,
+    side by side in the sums: [..., 2d], split by _split_sums)."""
     rows = self.movie_row(movies)
-    vectors = self.history_embedding(rows)
+    items = [self.history_embedding(rows)]
     if self.reads_rating_towers:
-      vectors = tf.concat([vectors, self.rating_history_embedding(rows)], axis=-1)
-    return vectors
+      items.append(self.rating_history_embedding(rows))
+    return items
 
   def _centered(self, ratings):
     return tf.cast(ratings, tf.float32) - self.global_mean
@@ -432,7 +432,7 @@ class RecommenderModel(tfrs.Model):
     """From padded histories: [B, L] movies and ratings, oldest first, the first
     `length` [B] of each row valid."""
     length = tf.cast(length, tf.int64)
-    vectors = self._history_items(movies)
+    vectors = tf.concat(self._history_items(movies), axis=-1)
     weighted = vectors * self._centered(ratings)[..., tf.newaxis]
     width = tf.shape(movies, out_type=tf.int64)[1]
     window = _window_mask(length, width, self.query_window)
@@ -472,14 +472,11 @@ class RecommenderModel(tfrs.Model):
     recent = window_mask(self.hparams.recent_window)
     weighted = window * self._centered(ratings)[:, tf.newaxis, :]
     masks = tf.concat([window, weighted, recent], axis=1)
-    items, dim = self._history_items(movies), self.hparams.embedding_dim
     # A product per tower (the rating towers' part on its own): its rounding depends on
-    # its width, and retrieval's sums stay the same to the bit when the rating stage
-    # adds the rating part.
-    sums = tf.concat(
-      [tf.matmul(masks, _columns(items, part, dim)) for part in range(0, items.shape[-1], dim)],
-      axis=-1,
-    )
+    # its width, so retrieval's sums stay the same to the bit when the rating stage adds
+    # the rating part; and the frozen towers' part has no gradient to carry (one product
+    # of the items side by side took 24 ms of the stage's 50 ms step on the sample).
+    sums = tf.concat([tf.matmul(masks, items) for items in self._history_items(movies)], axis=-1)
     sums = tf.split(sums, 3, axis=1)
     count, recent_count = tf.reduce_sum(window, axis=2), tf.reduce_sum(recent, axis=2)
     return HistorySums(sums[0], sums[1], count, sums[2], recent_count)
