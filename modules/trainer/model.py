@@ -22,9 +22,11 @@ With `rating_towers`, the stage instead trains a copy of the selected towers (th
 `rating_` twins of their layers) that the head reads from then on: the towers'
 vectors carry both, [retrieval | rating], and retrieval reads only the first part.
 
-Retrieval: TFRS's Retrieval task, with the in-batch movies as candidates, the
-whole catalog, or a sample of it (logQ-corrected: a step's cost does not grow
-with the catalog). Loss = rating_weight * rating loss + retrieval_weight * retrieval
+Retrieval: a softmax with the in-batch movies as candidates (TFRS's Retrieval
+task), the whole catalog, or a sample of it (logQ-corrected: a step's cost does not
+grow with the catalog); the last two are the task's loss with each positive's own
+score beside the negatives (_softmax_loss), not a [B, B + N] score matrix whose
+in-batch block the mask reduces to its diagonal. Loss = rating_weight * rating loss + retrieval_weight * retrieval
 loss. Every knob is an `HParams` field (a preset in pipeline/config.py); the
 `seed` preset (ids only, in-batch softmax) is the original notebook's model.
 
