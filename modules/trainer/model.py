@@ -26,9 +26,10 @@ Retrieval: a softmax with the in-batch movies as candidates (TFRS's Retrieval
 task), the whole catalog, or a sample of it (logQ-corrected: a step's cost does not
 grow with the catalog); the last two are the task's loss with each positive's own
 score beside the negatives (_softmax_loss), not a [B, B + N] score matrix whose
-in-batch block the mask reduces to its diagonal. Loss = rating_weight * rating loss + retrieval_weight * retrieval
-loss. Every knob is an `HParams` field (a preset in pipeline/config.py); the
-`seed` preset (ids only, in-batch softmax) is the original notebook's model.
+in-batch block the mask reduces to its diagonal. Loss = rating_weight * rating loss
++ retrieval_weight * retrieval loss. Every knob is an `HParams` field (a preset in
+pipeline/config.py); the `seed` preset (ids only, in-batch softmax) is the original
+notebook's model.
 
 Indices are Transform's vocabulary indices, with the out-of-vocabulary row at
 index = vocabulary size; ids that had no training rating are mapped to that row
