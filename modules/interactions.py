@@ -109,6 +109,14 @@ def calls_by_length(lengths: np.ndarray, most: int, cells: int) -> list[np.ndarr
   return calls
 
 
+def placed(values: np.ndarray, order: np.ndarray) -> np.ndarray:
+  """values[i] moved to position order[i]: a tower's outputs, computed in the calls'
+  order, back in the caller's order."""
+  result = np.empty_like(values)
+  result[order] = values
+  return result
+
+
 def slices(count: int, size: int):
   """Consecutive slices of at most `size` covering range(count): one tower call each."""
   for start in range(0, count, size):

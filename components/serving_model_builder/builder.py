@@ -31,23 +31,29 @@ HISTORY_ROWS_PER_CALL = 4096 * 256
 def user_vectors(core, histories: interactions.Histories, num_users: int) -> dict[str, np.ndarray]:
   """The user tower's output for every vocabulary user, from their histories."""
   window = int(core.history_window)
+  users = np.arange(num_users, dtype=np.int64)
+  # Users of alike history lengths share a call, so a call pads little (the query window
+  # is up to 4,096 ratings; most users have far fewer).
+  calls = interactions.calls_by_length(
+    np.minimum(histories.lengths(users), window), CHUNK, HISTORY_ROWS_PER_CALL
+  )
+  if not calls:
+    return {
+      "query": np.zeros((0, 1), np.float32),
+      "vector": np.zeros((0, 1), np.float32),
+      "bias": np.zeros((0,), np.float32),
+    }
   parts: dict[str, list] = {"query": [], "vector": [], "bias": []}
-  for rows in interactions.slices(
-    num_users, interactions.rows_per_call(CHUNK, window, HISTORY_ROWS_PER_CALL)
-  ):
-    users = np.arange(rows.start, rows.stop, dtype=np.int64)
-    movies, ratings, length = histories.padded(users, max(window, 1))
+  for call in calls:
+    movies, ratings, length = histories.padded(users[call], max(window, 1))
     out = core.user_tower(
-      tf.constant(users), tf.constant(movies), tf.constant(ratings), tf.constant(length)
+      tf.constant(users[call]), tf.constant(movies), tf.constant(ratings), tf.constant(length)
     )
     for name in parts:
       parts[name].append(out[name].numpy())
-  dim = lambda name: 0 if name == "bias" else None  # noqa: E731
+  order = np.concatenate(calls)
   return {
-    name: np.concatenate(values)
-    if values
-    else np.zeros((0,) if dim(name) == 0 else (0, 1), np.float32)
-    for name, values in parts.items()
+    name: interactions.placed(np.concatenate(values), order) for name, values in parts.items()
   }
 
 

@@ -82,14 +82,9 @@ def user_queries(
     vectors.append(vector.numpy())
     biases.append(bias.numpy())
   order = np.concatenate(calls)
-  return tuple(_placed(np.concatenate(parts), order) for parts in (queries, vectors, biases))
-
-
-def _placed(values: np.ndarray, order: np.ndarray) -> np.ndarray:
-  """values[i] belongs at position order[i]."""
-  placed = np.empty_like(values)
-  placed[order] = values
-  return placed
+  return tuple(
+    interactions.placed(np.concatenate(parts), order) for parts in (queries, vectors, biases)
+  )
 
 
 class Validation:

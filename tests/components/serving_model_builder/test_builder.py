@@ -6,6 +6,7 @@ import tensorflow as tf
 
 from benchmarks import synthetic_model
 from components.serving_model_builder import builder
+from modules import interactions
 from modules.trainer import export
 from modules.trainer import model as model_lib
 from pipeline import config as config_lib
@@ -35,6 +36,22 @@ def test_the_index_holds_every_catalog_movie_and_every_users_history(core):
   assert not np.allclose(index.user_queries[0], index.user_queries[2])
   splits, rated = index.rated_row_splits, index.rated_movies
   assert [rated[splits[u] : splits[u + 1]].tolist() for u in range(3)] == [[0, 1], [0], []]
+
+
+def test_user_vectors_come_back_in_vocabulary_order_whatever_the_calls_order(core):
+  """Users are called in order of history length (user 2 has none, user 0 two ratings);
+  each row still holds its own user's output, as a call for that user alone gives it."""
+  histories = interactions.Histories(KNOWN, len(USERS))
+  together = builder.user_vectors(core, histories, len(USERS))
+  window = int(core.history_window)
+  for user in range(len(USERS)):
+    movies, ratings, length = histories.padded(np.array([user]), window)
+    alone = core.user_tower(
+      tf.constant([user], tf.int64), tf.constant(movies), tf.constant(ratings), tf.constant(length)
+    )
+    for name, values in together.items():
+      np.testing.assert_allclose(values[user], alone[name].numpy()[0], rtol=1e-5, atol=1e-6)
+  assert not np.allclose(together["query"][0], together["query"][2])
 
 
 @pytest.mark.parametrize("query_window, pooled", [(0, 2), (4, 4)])
