@@ -64,3 +64,31 @@ def test_paths_derive_from_the_folders():
     "--runner=DataflowRunner",
     "--project=p",
   ]
+
+
+def test_a_local_in_memory_run_gives_beam_its_defaults_and_tfx_packages_nothing(monkeypatch):
+  """TFX's Beam executors copy TFX into an sdist for remote workers whenever they get
+  any Beam flag; the in_memory runner passes none, so Beam runs its defaults."""
+  import apache_beam as beam
+  from tfx.components.statistics_gen import executor as statistics_gen_executor
+  from tfx.dsl.components.base import base_beam_executor
+  from tfx.utils import dependency_utils
+
+  built = []
+  monkeypatch.setattr(dependency_utils, "build_ephemeral_package", lambda: built.append(1) or "x")
+
+  def executor(runner):  # StatisticsGen's, as the pipeline makes it
+    args = config_lib.PipelineConfig(data_dir="d", beam_runner=runner).beam_args
+    context = base_beam_executor.BaseBeamExecutor.Context(beam_pipeline_args=args)
+    return statistics_gen_executor.Executor(context)
+
+  options = executor("in_memory")._make_beam_pipeline()._options.get_all_options()
+  assert (options["runner"], options["direct_running_mode"], options["direct_num_workers"]) == (
+    None,  # Beam's default runner: the DirectRunner
+    "in_memory",
+    1,
+  )
+  assert beam.pipeline.StandardOptions.DEFAULT_RUNNER == "DirectRunner"
+  assert not built
+  executor("multi_processing")  # with flags, TFX packages itself
+  assert built
