@@ -170,8 +170,11 @@ def create_components(config: config_lib.PipelineConfig) -> list:
     examples=ratings_gen.outputs["examples"],
     schema=schema_gen.outputs["schema"],
     preprocessing_fn=config_lib.PREPROCESSING_FN,
+    # Only what training and the index read is transformed: eval and new_users are scored
+    # through the serving model from the raw examples, so no transformed eval row exists.
     splits_config=tfx.proto.SplitsConfig(
-      analyze=[contracts.TRAIN, contracts.VALIDATION], transform=list(contracts.SPLITS)
+      analyze=[contracts.TRAIN, contracts.VALIDATION],
+      transform=[contracts.TRAIN, contracts.VALIDATION],
     ),
     disable_statistics=True,  # StatisticsGen already describes the raw data.
     custom_config={"code_version": code_fingerprint(config_lib.PREPROCESSING_FN)},

@@ -3,6 +3,8 @@
 import os
 
 import numpy as np
+from google.protobuf import json_format
+from tfx.proto import transform_pb2
 from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
 
 from components.recommender_trainer import component as trainer_component
@@ -144,3 +146,20 @@ def test_run_fn_trains_with_the_tuners_choice_over_the_preset(tmp_path, monkeypa
     pass
   chosen = config_lib.PRESETS["default"].replace(embedding_dim=256, user_hidden_units=(256,))
   assert fitted["hparams"] == chosen
+
+
+def test_transform_analyzes_and_materializes_train_and_validation_only(tmp_path):
+  """Eval and new_users never pass through the training path's Transform: they are
+  scored from raw examples through the serving model."""
+  (transform,) = [
+    component
+    for component in pipeline_lib.create_components(
+      config_lib.PipelineConfig(data_dir=str(tmp_path / "data"), output_dir=str(tmp_path))
+    )
+    if component.id == pipeline_lib.TRANSFORM
+  ]
+  splits = json_format.Parse(
+    transform.exec_properties[standard_component_specs.SPLITS_CONFIG_KEY],
+    transform_pb2.SplitsConfig(),
+  )
+  assert list(splits.analyze) == list(splits.transform) == [contracts.TRAIN, contracts.VALIDATION]
