@@ -59,9 +59,9 @@ def metadata_connection_config(config: config_lib.PipelineConfig):
 @contextlib.contextmanager
 def temporary_files_removed_at_the_end():
   """Points the process's temporary files into one new folder, removed when the block ends
-  (however it ends). TFX builds a source package of itself (about 50 MB) in a new temporary
-  folder for every Beam component it runs and never removes it; the DirectRunner does not
-  need it."""
+  (however it ends). Given any Beam flag (multi_processing, a remote runner), TFX builds a
+  source package of itself (about 50 MB) in a new temporary folder for every Beam
+  component it runs and never removes it (in_memory passes none: config.BEAM_RUNNERS)."""
   previous = tempfile.tempdir
   folder = tempfile.mkdtemp(prefix="nfrec-run-")
   tempfile.tempdir = folder
