@@ -205,23 +205,25 @@ def new_users(model, new: RawRatings) -> dict:
   given, rest = halves(new)
   if not given:
     return {}
-  queries, excluded = [], []
-  users_per_call = interactions.rows_per_call(
-    NEW_USERS_PER_CALL, max(len(part) for part in given), GIVEN_RATINGS_PER_CALL
-  )
-  for part in interactions.slices(len(given), users_per_call):
-    movie_ids, ratings = _padded(given[part])
+  # Calls pad their rows to the longest given history among them: people (and, below,
+  # rows) of alike given lengths share a call, so the padding stays small.
+  lengths = np.array([len(part) for part in given])
+  calls = interactions.calls_by_length(lengths, NEW_USERS_PER_CALL, GIVEN_RATINGS_PER_CALL)
+  queries, excluded = [], [None] * len(given)
+  for call in calls:
+    movie_ids, ratings = _padded([given[i] for i in call])
     query, rows, _ = model.query_from_ratings(tf.constant(movie_ids.tolist()), tf.constant(ratings))
     queries.append(query.numpy())
-    excluded += [row.numpy() for row in rows]
-  queries = np.concatenate(queries)
+    for i, row in zip(call, rows, strict=True):
+      excluded[i] = row.numpy()
+  queries = interactions.placed(np.concatenate(queries), np.concatenate(calls))
   candidates = model.candidate_vectors
-  lengths = np.array([len(rows) for rows in excluded])
+  excluded_lengths = np.array([len(rows) for rows in excluded])
   ranker = metrics_lib.Ranker(
     num_users=len(given),
     num_movies=int(candidates.shape[0]),
-    rated_row_splits=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
-    rated_movies=np.concatenate(excluded).astype(np.int64) if excluded else np.zeros(0, np.int64),
+    rated_row_splits=np.concatenate([[0], np.cumsum(excluded_lengths)]).astype(np.int64),
+    rated_movies=np.concatenate(excluded).astype(np.int64),
     scores=lambda person: tf.matmul(
       tf.gather(queries, person), candidates, transpose_b=True
     ).numpy(),
@@ -229,25 +231,28 @@ def new_users(model, new: RawRatings) -> dict:
   scored = RawRatings.concatenate(rest)
   person = np.repeat(np.arange(len(rest)), [len(r) for r in rest])
   _, movies = rows_of(model, scored)
-  given_ids, given_ratings = _padded(given)
   # Bounded memory: a row carries its person's whole given history (found at ML-1M,
   # where 65,536 rows x 871 given ratings x 128 floats asked for 23 GB), so the rows'
   # histories are built one call at a time, never for all rows at once (a generated 1M
   # set: 51,392 rows x 2,709 given ratings took 5.1 GB that way).
-  rows_per_call = interactions.rows_per_call(
-    PREDICT_BATCH, given_ids.shape[1], GIVEN_RATINGS_PER_CALL
-  )
-  predictions = [np.zeros(0, np.float32)]
-  for rows in interactions.slices(len(person), rows_per_call):
+  row_calls = interactions.calls_by_length(lengths[person], PREDICT_BATCH, GIVEN_RATINGS_PER_CALL)
+  predictions = []
+  for rows in row_calls:
+    people, row_person = np.unique(person[rows], return_inverse=True)
+    movie_ids, ratings = _padded([given[i] for i in people])
     inputs = {
-      contracts.INPUT_MOVIE_IDS: given_ids[person[rows]],
-      contracts.INPUT_RATINGS: given_ratings[person[rows]],
+      contracts.INPUT_MOVIE_IDS: movie_ids[row_person],
+      contracts.INPUT_RATINGS: ratings[row_person],
       contracts.INPUT_MOVIE_ID: scored.movie_ids[rows].tolist(),
     }
     predictions.append(
-      predict(model, contracts.SIGNATURE_PREDICT_RATING_FROM_RATINGS, rows_per_call, **inputs)
+      predict(model, contracts.SIGNATURE_PREDICT_RATING_FROM_RATINGS, len(rows), **inputs)
     )
-  predictions = np.concatenate(predictions)
+  predictions = (
+    interactions.placed(np.concatenate(predictions), np.concatenate(row_calls))
+    if row_calls
+    else np.zeros(0, np.float32)
+  )
   return {
     "users": len(given),
     "model": {
