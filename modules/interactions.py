@@ -85,12 +85,6 @@ def by_user_oldest_first(ratings: Ratings, num_users: int):
   )
 
 
-def rows_per_call(most: int, width: int, cells: int) -> int:
-  """Rows of `width` history entries per tower call: at most `most`, and `cells` entries
-  in all (at least one row), so a call's embedded history stays bounded."""
-  return max(1, min(most, cells // max(width, 1)))
-
-
 def calls_by_length(lengths: np.ndarray, most: int, cells: int) -> list[np.ndarray]:
   """Positions into `lengths` (each row's history length, window-capped), one array per
   tower call, shortest histories first: a call pads its rows to its longest, so rows of

@@ -23,8 +23,8 @@ from modules.transform import examples
 from nfrec import contracts
 
 CHUNK = 4096  # users or movies per tower call
-# History rows per user-tower call (4,096 users at the default window of 256): a longer
-# query window means fewer users per call, so the embedded rows stay bounded.
+# Padded history entries per user-tower call (interactions.calls_by_length): users with
+# long histories go fewer to a call, so the embedded rows stay bounded.
 HISTORY_ROWS_PER_CALL = 4096 * 256
 
 

@@ -129,14 +129,6 @@ def test_an_empty_train_split_is_a_clear_error():
     data.training_statistics(_ratings(0), num_users=3, num_movies=3)
 
 
-def test_rows_per_call_bound_the_history_entries_of_a_tower_call():
-  assert interactions.rows_per_call(4096, 256, 4096 * 256) == 4096  # the default window
-  assert interactions.rows_per_call(4096, 1, 4096 * 256) == 4096  # never more than `most`
-  assert interactions.rows_per_call(4096, 0, 4096 * 256) == 4096  # an ids-only model
-  assert interactions.rows_per_call(4096, 4096, 4096 * 256) == 256  # a longer window
-  assert interactions.rows_per_call(512, 10**9, 250_000) == 1  # at least one row
-
-
 def test_calls_by_length_cover_every_row_once_in_bounded_calls_of_alike_lengths():
   lengths = np.array([5, 0, 300, 7, 6, 1, 299, 2])
   calls = interactions.calls_by_length(lengths, most=3, cells=600)
