@@ -214,8 +214,11 @@ def new_users(model, new: RawRatings) -> dict:
     movie_ids, ratings = _padded([given[i] for i in call])
     query, rows, _ = model.query_from_ratings(tf.constant(movie_ids.tolist()), tf.constant(ratings))
     queries.append(query.numpy())
-    for i, row in zip(call, rows, strict=True):
-      excluded[i] = row.numpy()
+    # One conversion of the ragged rows (indexing a RaggedTensor row by row took 13 s
+    # for the Netflix subset's 5,558 new users).
+    splits = rows.row_splits.numpy()
+    for i, row in zip(call, np.split(rows.flat_values.numpy(), splits[1:-1]), strict=True):
+      excluded[i] = row
   queries = interactions.placed(np.concatenate(queries), np.concatenate(calls))
   candidates = model.candidate_vectors
   excluded_lengths = np.array([len(rows) for rows in excluded])

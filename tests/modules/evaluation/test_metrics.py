@@ -30,6 +30,15 @@ SCORES = [[5, 4, 3, 2, 1], [1, 2, 3, 4, 5]]
 RATED = [(0, 0)]
 
 
+def test_scores_above_counts_the_strictly_higher_scores_of_each_value():
+  rng = np.random.default_rng(0)
+  scores = rng.integers(0, 20, 500).astype(np.float32)  # many ties
+  values = np.concatenate([scores[[3, 3, 10, 499]], [-1.0, 25.0, 7.5]]).astype(np.float32)
+  expected = (scores[np.newaxis, :] > values[:, np.newaxis]).sum(axis=1)
+  assert metrics.scores_above(scores, values).tolist() == expected.tolist()
+  assert metrics.scores_above(scores, values[:0]).tolist() == []
+
+
 def test_top_k_accuracy_counts_pairs_with_nothing_excluded():
   ranker = _ranker(SCORES, RATED)
   # Pairs: (0, movie 1) rank 1; (0, movie 4) rank 4; (1, movie 4) rank 0.
