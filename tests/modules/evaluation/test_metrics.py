@@ -33,10 +33,12 @@ RATED = [(0, 0)]
 def test_scores_above_counts_the_strictly_higher_scores_of_each_value():
   rng = np.random.default_rng(0)
   scores = rng.integers(0, 20, 500).astype(np.float32)  # many ties
-  values = np.concatenate([scores[[3, 3, 10, 499]], [-1.0, 25.0, 7.5]]).astype(np.float32)
-  expected = (scores[np.newaxis, :] > values[:, np.newaxis]).sum(axis=1)
-  assert metrics.scores_above(scores, values).tolist() == expected.tolist()
-  assert metrics.scores_above(scores, values[:0]).tolist() == []
+  few = np.concatenate([scores[[3, 3, 10, 499]], [-1.0, 25.0, 7.5]]).astype(np.float32)
+  many = np.concatenate([few, rng.integers(-2, 22, 40)]).astype(np.float32)
+  assert len(few) <= metrics.FEW_VALUES < len(many)  # both ways of counting
+  for values in (few, many, few[:0]):
+    expected = [int((scores > value).sum()) for value in values]
+    assert metrics.scores_above(scores, values).tolist() == expected
 
 
 def test_top_k_accuracy_counts_pairs_with_nothing_excluded():
