@@ -251,11 +251,8 @@ def new_users(model, new: RawRatings) -> dict:
     predictions.append(
       predict(model, contracts.SIGNATURE_PREDICT_RATING_FROM_RATINGS, len(rows), **inputs)
     )
-  predictions = (
-    interactions.placed(np.concatenate(predictions), np.concatenate(row_calls))
-    if row_calls
-    else np.zeros(0, np.float32)
-  )
+  # Every person scored has at least one row (halves), so there is at least one call.
+  predictions = interactions.placed(np.concatenate(predictions), np.concatenate(row_calls))
   return {
     "users": len(given),
     "model": {
